@@ -1,0 +1,1 @@
+//! berth-registry: see docs/architecture.md.
