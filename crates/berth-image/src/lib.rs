@@ -1,7 +1,10 @@
 //! berth-image: references, content store, image configs, overlay2 layer snapshots,
 //! safe tar apply/diff, save/load/import. See docs/architecture.md.
 
+pub mod cas;
+pub mod compress;
 pub mod digest;
+pub mod fsutil;
 pub mod reference;
 
 pub use digest::Digest;
