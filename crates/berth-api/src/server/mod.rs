@@ -1,0 +1,231 @@
+//! The HTTP server: listeners, connections, graceful shutdown.
+
+mod handlers;
+pub mod response;
+pub mod router;
+
+use std::future::Future;
+use std::io;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, UnixListener};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::Backend;
+use handlers::Shared;
+
+/// How long [`serve`] waits, after shutdown was requested, for open connections (streams,
+/// waits, hijacked sessions) before dropping them.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// A socket the API is served on.
+#[derive(Debug)]
+pub enum Listener {
+    Unix {
+        listener: UnixListener,
+        path: PathBuf,
+    },
+    Tcp(TcpListener),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ListenError {
+    #[error(
+        "another daemon is already listening on {0}; stop it or choose another socket with -H"
+    )]
+    InUse(PathBuf),
+    #[error("cannot listen on {addr}: {source}")]
+    Io { addr: String, source: io::Error },
+    #[error("unsupported listen address {0:?}: use unix:///path/to.sock or tcp://host:port")]
+    BadAddress(String),
+}
+
+impl Listener {
+    /// Binds a unix socket with mode 0660 (root and the socket's group may connect). A stale
+    /// socket file (nobody accepting) is replaced; a live one is an error.
+    pub fn bind_unix(path: impl AsRef<Path>) -> Result<Self, ListenError> {
+        let path = path.as_ref().to_path_buf();
+        let io_err = |source| ListenError::Io {
+            addr: format!("unix://{}", path.display()),
+            source,
+        };
+        if path.exists() {
+            if std::os::unix::net::UnixStream::connect(&path).is_ok() {
+                return Err(ListenError::InUse(path));
+            }
+            std::fs::remove_file(&path).map_err(io_err)?;
+        }
+        if let Some(parent) = path.parent() {
+            if !parent.as_os_str().is_empty() {
+                std::fs::create_dir_all(parent).map_err(io_err)?;
+            }
+        }
+        let listener = UnixListener::bind(&path).map_err(io_err)?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o660)).map_err(io_err)?;
+        Ok(Self::Unix { listener, path })
+    }
+
+    /// Binds a TCP address such as `127.0.0.1:2375`.
+    pub async fn bind_tcp(addr: &str) -> Result<Self, ListenError> {
+        TcpListener::bind(addr)
+            .await
+            .map(Self::Tcp)
+            .map_err(|source| ListenError::Io {
+                addr: format!("tcp://{addr}"),
+                source,
+            })
+    }
+
+    /// Binds `unix:///path` or `tcp://host:port` (the daemon's `-H`).
+    pub async fn bind(addr: &str) -> Result<Self, ListenError> {
+        if let Some(path) = addr.strip_prefix("unix://") {
+            Self::bind_unix(path)
+        } else if let Some(hostport) = addr.strip_prefix("tcp://") {
+            Self::bind_tcp(hostport).await
+        } else {
+            Err(ListenError::BadAddress(addr.to_string()))
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Self::Unix { path, .. } => format!("unix://{}", path.display()),
+            Self::Tcp(l) => l
+                .local_addr()
+                .map(|a| format!("tcp://{a}"))
+                .unwrap_or_else(|_| "tcp://?".into()),
+        }
+    }
+}
+
+/// Serves the API on `listeners` until `shutdown` resolves, then stops accepting, asks open
+/// connections to finish their current request, waits up to [`SHUTDOWN_GRACE`] and returns.
+pub async fn serve<B, F>(listeners: Vec<Listener>, backend: Arc<B>, shutdown: F) -> io::Result<()>
+where
+    B: Backend,
+    F: Future<Output = ()> + Send,
+{
+    let cancel = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    let shared = Arc::new(Shared {
+        backend,
+        tracker: tracker.clone(),
+    });
+
+    for listener in listeners {
+        tracing::info!(address = %listener.describe(), "API listening");
+        let shared = shared.clone();
+        let cancel = cancel.clone();
+        let conn_tracker = tracker.clone();
+        tracker.spawn(accept_loop(listener, shared, cancel, conn_tracker));
+    }
+
+    shutdown.await;
+    tracing::info!("API server shutting down");
+    cancel.cancel();
+    tracker.close();
+    if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "open API connections did not finish within {SHUTDOWN_GRACE:?}; dropping them"
+        );
+    }
+    Ok(())
+}
+
+async fn accept_loop<B: Backend>(
+    listener: Listener,
+    shared: Arc<Shared<B>>,
+    cancel: CancellationToken,
+    tracker: TaskTracker,
+) {
+    loop {
+        let accepted = tokio::select! {
+            _ = cancel.cancelled() => break,
+            accepted = accept(&listener) => accepted,
+        };
+        match accepted {
+            Ok(Accepted::Unix(stream)) => {
+                tracker.spawn(serve_connection(stream, shared.clone(), cancel.clone()));
+            }
+            Ok(Accepted::Tcp(stream)) => {
+                let _ = stream.set_nodelay(true);
+                tracker.spawn(serve_connection(stream, shared.clone(), cancel.clone()));
+            }
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning.
+                tracing::warn!(error = %e, "accepting an API connection failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    if let Listener::Unix { path, .. } = &listener {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+enum Accepted {
+    Unix(tokio::net::UnixStream),
+    Tcp(tokio::net::TcpStream),
+}
+
+async fn accept(listener: &Listener) -> io::Result<Accepted> {
+    match listener {
+        Listener::Unix { listener, .. } => listener.accept().await.map(|(s, _)| Accepted::Unix(s)),
+        Listener::Tcp(listener) => listener.accept().await.map(|(s, _)| Accepted::Tcp(s)),
+    }
+}
+
+/// The hyper settings every connection uses.
+fn http_builder() -> http1::Builder {
+    let mut builder = http1::Builder::new();
+    builder
+        .keep_alive(true)
+        // Docker writes canonical header names (`Api-Version`, `Ostype`).
+        .title_case_headers(true)
+        // We add `Date` ourselves: Docker's 101 responses carry none.
+        .auto_date_header(false)
+        // An EOF from a client while its request is in progress means it went away (e.g. the
+        // CLI closing a `wait` in detached mode): drop the response future. Clients that
+        // half-close (attach/exec without stdin) only do so after the 101, on the upgraded
+        // connection, where hyper is no longer involved.
+        .half_close(false);
+    builder
+}
+
+async fn serve_connection<S, B>(stream: S, shared: Arc<Shared<B>>, cancel: CancellationToken)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    B: Backend,
+{
+    let service = service_fn(move |req| {
+        let shared = shared.clone();
+        async move { Ok::<_, std::convert::Infallible>(handlers::handle(shared, req).await) }
+    });
+    let conn = http_builder()
+        .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades();
+    tokio::pin!(conn);
+    let result = tokio::select! {
+        result = conn.as_mut() => result,
+        _ = cancel.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = result {
+        if !e.is_incomplete_message() {
+            tracing::debug!(error = %e, "API connection ended with an error");
+        }
+    }
+}

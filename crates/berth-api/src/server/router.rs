@@ -1,0 +1,328 @@
+//! Maps `(method, path)` to a [`Route`].
+//!
+//! Hand-written instead of a path router (axum/matchit, routerify): Docker paths carry image
+//! names that contain slashes — `/images/localhost:5000/me/busybox/push`,
+//! `/images/{name}/json`, `/distribution/{name}/json`, `DELETE /images/a/b/c` — i.e. a
+//! multi-segment parameter *followed by* a literal suffix, which those routers cannot express
+//! (matchit's catch-all must be the last segment). Rust slice patterns
+//! (`["images", name @ .., "json"]`) express exactly Docker's table, in priority order.
+
+use http::Method;
+
+/// One API operation with its path parameters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    Ping,
+    Version,
+    Info,
+    SystemDf,
+    Events,
+    Auth,
+    ContainerList,
+    ContainerCreate,
+    ContainerInspect(String),
+    ContainerTop(String),
+    ContainerLogs(String),
+    ContainerChanges(String),
+    ContainerStats(String),
+    ContainerResize(String),
+    ContainerStart(String),
+    ContainerStop(String),
+    ContainerRestart(String),
+    ContainerKill(String),
+    ContainerPause(String),
+    ContainerUnpause(String),
+    ContainerRename(String),
+    ContainerAttach(String),
+    ContainerWait(String),
+    ContainerDelete(String),
+    ContainerArchiveStat(String),
+    ContainerArchiveGet(String),
+    ContainerArchivePut(String),
+    ExecCreate(String),
+    ExecStart(String),
+    ExecResize(String),
+    ExecInspect(String),
+    ImageList,
+    ImageCreate,
+    ImageLoad,
+    ImagesGet,
+    ImageGet(String),
+    ImageInspect(String),
+    ImageHistory(String),
+    ImagePush(String),
+    ImageTag(String),
+    ImageDelete(String),
+    Build,
+    Commit,
+    DistributionInspect(String),
+    VolumeList,
+    VolumeCreate,
+    VolumeInspect(String),
+    VolumeDelete(String),
+    NetworkList,
+    NetworkCreate,
+    NetworkInspect(String),
+    NetworkDelete(String),
+    NetworkConnect(String),
+    NetworkDisconnect(String),
+    PluginList,
+    PluginInspect(String),
+}
+
+/// A matched request: the version from a `/v1.NN` prefix (if any) and the route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Matched {
+    pub version: Option<String>,
+    pub route: Route,
+}
+
+/// Matches a percent-decoded path. `None`: Docker's `404 page not found`.
+pub fn route(method: &Method, path: &str) -> Option<Matched> {
+    let rest = path.strip_prefix('/')?;
+    let mut segments: Vec<&str> = rest.split('/').collect();
+    // Docker's mux never matches empty segments (`//`, trailing `/`), except "/" itself.
+    if segments.iter().any(|s| s.is_empty()) {
+        return None;
+    }
+    let mut version = None;
+    if let Some(first) = segments.first() {
+        if let Some(v) = first.strip_prefix('v') {
+            if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+                version = Some(v.to_string());
+                segments.remove(0);
+            }
+        }
+    }
+    let route = match_route(method, &segments)?;
+    Some(Matched { version, route })
+}
+
+fn join(parts: &[&str]) -> String {
+    parts.join("/")
+}
+
+fn match_route(method: &Method, segs: &[&str]) -> Option<Route> {
+    use Route::*;
+    let s = |v: &&str| v.to_string();
+    let m = method.clone();
+    let route = if m == Method::GET || m == Method::HEAD {
+        let is_head = m == Method::HEAD;
+        match segs {
+            ["_ping"] => Ping,
+            _ if is_head => match segs {
+                ["containers", id, "archive"] => ContainerArchiveStat(s(id)),
+                _ => return None,
+            },
+            ["version"] => Version,
+            ["info"] => Info,
+            ["system", "df"] => SystemDf,
+            ["events"] => Events,
+            ["containers", "json"] => ContainerList,
+            ["containers", id, "json"] => ContainerInspect(s(id)),
+            ["containers", id, "top"] => ContainerTop(s(id)),
+            ["containers", id, "logs"] => ContainerLogs(s(id)),
+            ["containers", id, "changes"] => ContainerChanges(s(id)),
+            ["containers", id, "stats"] => ContainerStats(s(id)),
+            ["containers", id, "archive"] => ContainerArchiveGet(s(id)),
+            ["exec", id, "json"] => ExecInspect(s(id)),
+            ["images", "json"] => ImageList,
+            ["images", "get"] => ImagesGet,
+            ["images", name @ .., "get"] if !name.is_empty() => ImageGet(join(name)),
+            ["images", name @ .., "json"] if !name.is_empty() => ImageInspect(join(name)),
+            ["images", name @ .., "history"] if !name.is_empty() => ImageHistory(join(name)),
+            ["distribution", name @ .., "json"] if !name.is_empty() => {
+                DistributionInspect(join(name))
+            }
+            ["volumes"] => VolumeList,
+            ["volumes", name] => VolumeInspect(s(name)),
+            ["networks"] => NetworkList,
+            ["networks", id] => NetworkInspect(s(id)),
+            ["plugins"] => PluginList,
+            ["plugins", name @ .., "json"] if !name.is_empty() => PluginInspect(join(name)),
+            _ => return None,
+        }
+    } else if m == Method::POST {
+        match segs {
+            ["auth"] => Auth,
+            ["build"] => Build,
+            ["commit"] => Commit,
+            ["containers", "create"] => ContainerCreate,
+            ["containers", id, "resize"] => ContainerResize(s(id)),
+            ["containers", id, "start"] => ContainerStart(s(id)),
+            ["containers", id, "stop"] => ContainerStop(s(id)),
+            ["containers", id, "restart"] => ContainerRestart(s(id)),
+            ["containers", id, "kill"] => ContainerKill(s(id)),
+            ["containers", id, "pause"] => ContainerPause(s(id)),
+            ["containers", id, "unpause"] => ContainerUnpause(s(id)),
+            ["containers", id, "rename"] => ContainerRename(s(id)),
+            ["containers", id, "attach"] => ContainerAttach(s(id)),
+            ["containers", id, "wait"] => ContainerWait(s(id)),
+            ["containers", id, "exec"] => ExecCreate(s(id)),
+            ["exec", id, "start"] => ExecStart(s(id)),
+            ["exec", id, "resize"] => ExecResize(s(id)),
+            ["images", "create"] => ImageCreate,
+            ["images", "load"] => ImageLoad,
+            ["images", name @ .., "push"] if !name.is_empty() => ImagePush(join(name)),
+            ["images", name @ .., "tag"] if !name.is_empty() => ImageTag(join(name)),
+            ["volumes", "create"] => VolumeCreate,
+            ["networks", "create"] => NetworkCreate,
+            ["networks", id, "connect"] => NetworkConnect(s(id)),
+            ["networks", id, "disconnect"] => NetworkDisconnect(s(id)),
+            _ => return None,
+        }
+    } else if m == Method::PUT {
+        match segs {
+            ["containers", id, "archive"] => ContainerArchivePut(s(id)),
+            _ => return None,
+        }
+    } else if m == Method::DELETE {
+        match segs {
+            ["containers", id] => ContainerDelete(s(id)),
+            ["images", name @ ..] if !name.is_empty() => ImageDelete(join(name)),
+            ["volumes", name] => VolumeDelete(s(name)),
+            ["networks", id] => NetworkDelete(s(id)),
+            _ => return None,
+        }
+    } else {
+        return None;
+    };
+    Some(route)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn r(method: Method, path: &str) -> Option<Route> {
+        route(&method, path).map(|m| m.route)
+    }
+
+    #[test]
+    fn versions_are_optional_prefixes() {
+        let m = route(&Method::GET, "/v1.41/version").unwrap();
+        assert_eq!(m.version.as_deref(), Some("1.41"));
+        assert_eq!(m.route, Route::Version);
+        let m = route(&Method::GET, "/version").unwrap();
+        assert_eq!(m.version, None);
+        let m = route(&Method::GET, "/v9.99/version").unwrap();
+        assert_eq!(m.version.as_deref(), Some("9.99"));
+        assert_eq!(r(Method::HEAD, "/_ping"), Some(Route::Ping));
+        assert_eq!(r(Method::GET, "/v1.41/_ping"), Some(Route::Ping));
+    }
+
+    #[test]
+    fn image_names_with_slashes_and_ports() {
+        assert_eq!(
+            r(Method::POST, "/v1.41/images/localhost:5000/me/busybox/push"),
+            Some(Route::ImagePush("localhost:5000/me/busybox".into()))
+        );
+        assert_eq!(
+            r(Method::GET, "/v1.41/images/tr-app:1/json"),
+            Some(Route::ImageInspect("tr-app:1".into()))
+        );
+        assert_eq!(
+            r(Method::DELETE, "/v1.41/images/localhost:5000/me/busybox"),
+            Some(Route::ImageDelete("localhost:5000/me/busybox".into()))
+        );
+        assert_eq!(
+            r(
+                Method::GET,
+                "/v1.41/distribution/localhost:5000/me/x@sha256:abc/json"
+            ),
+            Some(Route::DistributionInspect(
+                "localhost:5000/me/x@sha256:abc".into()
+            ))
+        );
+        assert_eq!(r(Method::GET, "/images/json"), Some(Route::ImageList));
+        assert_eq!(
+            r(Method::GET, "/images/json/json"),
+            Some(Route::ImageInspect("json".into()))
+        );
+        assert_eq!(
+            r(Method::GET, "/images/a/b/history"),
+            Some(Route::ImageHistory("a/b".into()))
+        );
+        assert_eq!(
+            r(Method::POST, "/images/busybox/tag"),
+            Some(Route::ImageTag("busybox".into()))
+        );
+        assert_eq!(r(Method::GET, "/images/get"), Some(Route::ImagesGet));
+        assert_eq!(
+            r(Method::GET, "/images/busybox/get"),
+            Some(Route::ImageGet("busybox".into()))
+        );
+        assert_eq!(r(Method::POST, "/images/load"), Some(Route::ImageLoad));
+    }
+
+    #[test]
+    fn containers_and_exec() {
+        assert_eq!(
+            r(Method::GET, "/v1.41/containers/json"),
+            Some(Route::ContainerList)
+        );
+        assert_eq!(
+            r(Method::GET, "/v1.41/containers/web/json"),
+            Some(Route::ContainerInspect("web".into()))
+        );
+        assert_eq!(
+            r(Method::POST, "/containers/abc/wait"),
+            Some(Route::ContainerWait("abc".into()))
+        );
+        assert_eq!(
+            r(Method::DELETE, "/containers/abc"),
+            Some(Route::ContainerDelete("abc".into()))
+        );
+        assert_eq!(
+            r(Method::HEAD, "/containers/abc/archive"),
+            Some(Route::ContainerArchiveStat("abc".into()))
+        );
+        assert_eq!(
+            r(Method::PUT, "/containers/abc/archive"),
+            Some(Route::ContainerArchivePut("abc".into()))
+        );
+        assert_eq!(
+            r(Method::POST, "/exec/e1/start"),
+            Some(Route::ExecStart("e1".into()))
+        );
+        assert_eq!(
+            r(Method::GET, "/exec/e1/json"),
+            Some(Route::ExecInspect("e1".into()))
+        );
+        assert_eq!(
+            r(Method::GET, "/plugins/doesnotexist/json"),
+            Some(Route::PluginInspect("doesnotexist".into()))
+        );
+    }
+
+    #[test]
+    fn unknown_paths_and_methods() {
+        assert_eq!(r(Method::GET, "/v1.41/nosuchendpoint"), None);
+        assert_eq!(r(Method::DELETE, "/v1.41/info"), None);
+        assert_eq!(r(Method::GET, "/containers//json"), None);
+        assert_eq!(r(Method::GET, "/containers/json/"), None);
+        assert_eq!(r(Method::GET, "/"), None);
+        assert_eq!(r(Method::GET, ""), None);
+        assert_eq!(r(Method::HEAD, "/version"), None);
+        assert_eq!(r(Method::PATCH, "/containers/json"), None);
+        assert_eq!(r(Method::GET, "/images//json"), None);
+    }
+
+    proptest! {
+        #[test]
+        fn router_never_panics(path in "(/[a-z0-9:._v-]{0,6}){0,6}/?") {
+            for m in [Method::GET, Method::HEAD, Method::POST, Method::PUT, Method::DELETE] {
+                let _ = route(&m, &path);
+            }
+        }
+
+        #[test]
+        fn any_image_name_round_trips(parts in prop::collection::vec("[a-z0-9][a-z0-9:._@-]{0,8}", 1..5)) {
+            let name = parts.join("/");
+            prop_assert_eq!(r(Method::GET, &format!("/v1.41/images/{name}/history")), Some(Route::ImageHistory(name.clone())));
+            prop_assert_eq!(r(Method::POST, &format!("/images/{name}/push")), Some(Route::ImagePush(name.clone())));
+            prop_assert_eq!(r(Method::DELETE, &format!("/images/{name}")), Some(Route::ImageDelete(name)));
+        }
+    }
+}
