@@ -625,8 +625,6 @@ fn default_device_rules() -> Vec<Value> {
     };
     vec![
         json!({"allow": false, "access": "rwm"}),
-        allow("c", None, None, "m"),         // mknod of any char device
-        allow("b", None, None, "m"),         // mknod of any block device
         allow("c", Some(1), Some(3), "rwm"), // null
         allow("c", Some(1), Some(5), "rwm"), // zero
         allow("c", Some(1), Some(7), "rwm"), // full
@@ -637,6 +635,10 @@ fn default_device_rules() -> Vec<Value> {
         allow("c", Some(136), None, "rwm"),  // pts
         allow("c", Some(5), Some(2), "rwm"), // ptmx
         json!({"allow": false, "type": "c", "major": 10, "minor": 229, "access": "rwm"}), // fuse
+        // mknod of any device node (CAP_MKNOD); after the fuse deny: cgroup v1 cannot punch a
+        // hole into a wildcard rule.
+        allow("c", None, None, "m"),
+        allow("b", None, None, "m"),
     ]
 }
 
