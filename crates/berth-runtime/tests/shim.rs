@@ -442,6 +442,28 @@ async fn shim_rss_is_small() {
                     .and_then(|v| v.parse().ok())
             });
     println!("idle shim RSS: {rss_kb} KiB, PSS: {pss_kb:?} KiB");
+    // Where the resident pages are (shared library text counts fully in RSS).
+    let smaps =
+        std::fs::read_to_string(format!("/proc/{}/smaps", c.shim_pid())).unwrap_or_default();
+    let mut by_map: std::collections::BTreeMap<String, u64> = Default::default();
+    let mut current = String::new();
+    for line in smaps.lines() {
+        if let Some(kb) = line.strip_prefix("Rss:") {
+            let kb: u64 = kb.trim().trim_end_matches("kB").trim().parse().unwrap_or(0);
+            *by_map.entry(current.clone()).or_default() += kb;
+        } else if line.split_whitespace().next().is_some_and(|w| {
+            w.contains('-') && w.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
+        }) {
+            current = line
+                .split_whitespace()
+                .nth(5)
+                .unwrap_or("[anon]")
+                .to_string();
+        }
+    }
+    for (name, kb) in by_map.iter().filter(|(_, kb)| **kb > 0) {
+        println!("  {kb:>6} KiB  {name}");
+    }
     assert!(rss_kb < 4096, "shim RSS {rss_kb} KiB");
     f.runtime.kill(&f.id, 9, false).await.unwrap();
     assert_eq!(wait_exit(&c).await.exit_code, 137);
