@@ -1013,9 +1013,7 @@ async fn import_load_save_commit_tag_rmi() {
     );
     assert!(fake.calls().contains(&"images_load quiet=true".to_string()));
 
-    let req = format!(
-        "POST /v1.41/images/create?changes=CMD+%5B%22sh%22%5D&fromSrc=-&message=imported+for+trace&repo=tr-imported%3A1 HTTP/1.1\r\nHost: api.moby.localhost\r\nContent-Type: text/plain\r\nContent-Length: 3\r\n\r\nabc"
-    );
+    let req = "POST /v1.41/images/create?changes=CMD+%5B%22sh%22%5D&fromSrc=-&message=imported+for+trace&repo=tr-imported%3A1 HTTP/1.1\r\nHost: api.moby.localhost\r\nContent-Type: text/plain\r\nContent-Length: 3\r\n\r\nabc";
     let resp = roundtrip(&server, req.as_bytes()).await;
     assert_eq!(
         resp.body_str(),
