@@ -28,7 +28,7 @@ pub fn write_rfc3339_nano(out: &mut String, t: &DateTime<Utc>) {
     let mut nanos = t.nanosecond() % 1_000_000_000;
     if nanos != 0 {
         let mut digits = 9;
-        while nanos % 10 == 0 {
+        while nanos.is_multiple_of(10) {
             nanos /= 10;
             digits -= 1;
         }
