@@ -84,6 +84,18 @@ async fn exec_pipes_and_exit_codes() {
         .unwrap();
     assert_eq!(e.wait().await.unwrap(), 137);
 
+    // no descriptor of ours leaks into an exec (3 is ls's own directory handle)
+    let p = exec_process(&base, args(&["ls", "/proc/self/fd"]), None, None, None);
+    let mut e = f
+        .runtime
+        .exec(&f.id, &p, &ExecOptions::default())
+        .await
+        .unwrap();
+    let mut o = Vec::new();
+    e.stdout.take().unwrap().read_to_end(&mut o).await.unwrap();
+    assert_eq!(e.wait().await.unwrap(), 0);
+    assert_eq!(String::from_utf8_lossy(&o), "0\n1\n2\n3\n");
+
     // env, cwd, user
     let user = berth_runtime::user::resolve(&f.rootfs, "www-data", &[]).unwrap();
     let p = exec_process(

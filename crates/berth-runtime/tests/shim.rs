@@ -468,3 +468,58 @@ async fn shim_rss_is_small() {
     f.runtime.kill(&f.id, 9, false).await.unwrap();
     assert_eq!(wait_exit(&c).await.exit_code, 137);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shim_survives_kill_9_of_its_daemon() {
+    let f = Fixture::new("orphan");
+    f.write_spec(&f.spec_opts(&["sh", "-c", "read x; echo after-daemon-death; exit 9"]));
+    let mut o = f.shim_options();
+    o.open_stdin = true;
+    // A stand-in daemon process spawns the shim, then dies by SIGKILL.
+    let mut daemon = std::process::Command::new(env!("CARGO_BIN_EXE_berth-runtime-test-shim"))
+        .arg("spawn")
+        .arg(&f.id)
+        .arg(&f.bundle)
+        .arg(&f.runtime.path)
+        .arg(&f.runtime.root)
+        .arg(&f.log)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    {
+        use std::io::BufRead;
+        let mut r = std::io::BufReader::new(daemon.stdout.take().unwrap());
+        r.read_line(&mut line).unwrap();
+    }
+    assert!(line.starts_with("spawned "), "{line}");
+    daemon.kill().unwrap();
+    daemon.wait().unwrap();
+    // A "new daemon" re-adopts the shim and drives the container to the end.
+    let c = ShimClient::connect(&f.bundle).await.unwrap();
+    assert_eq!(c.info().await.unwrap().state, "created");
+    let mut a = c.attach(true, true, false).await.unwrap();
+    c.start().await.unwrap();
+    a.write_all(b"go\n").await.unwrap();
+    let (out, _) = read_demux(a).await;
+    assert_eq!(out, b"after-daemon-death\n");
+    assert_eq!(wait_exit(&c).await.exit_code, 9);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_fds_leak_into_the_container() {
+    let f = Fixture::new("fds");
+    f.write_spec(&f.spec_opts(&["ls", "/proc/self/fd"]));
+    let c = f.spawn(&f.shim_options()).await;
+    let a = c.attach(false, true, true).await.unwrap();
+    c.start().await.unwrap();
+    let (out, err) = read_demux(a).await;
+    // 0-2 are stdio, 3 is ls's own directory handle.
+    assert_eq!(
+        String::from_utf8_lossy(&out),
+        "0\n1\n2\n3\n",
+        "{}",
+        String::from_utf8_lossy(&err)
+    );
+    wait_exit(&c).await;
+}
