@@ -824,7 +824,7 @@ async fn exec_create_start_inspect() {
 
 #[tokio::test]
 async fn attach_without_upgrade_streams_a_plain_200() {
-    let (_fake, server) = started_fake().await;
+    let (fake, server) = started_fake().await;
     let id = create(
         &server,
         None,
@@ -856,6 +856,9 @@ async fn attach_without_upgrade_streams_a_plain_200() {
         body.extend(chunk);
     }
     assert_eq!(frames(&body), [(1, b"plain\n".to_vec())]);
+    assert!(fake
+        .calls()
+        .contains(&"attach_io raw_socket=false".to_string()));
 }
 
 #[tokio::test]

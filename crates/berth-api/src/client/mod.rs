@@ -50,6 +50,8 @@ pub enum ClientError {
     InvalidHost { host: String, reason: String },
     #[error("request to the daemon failed: {0}")]
     Http(#[from] hyper::Error),
+    #[error("{0} (from BERTH_API_VERSION / DOCKER_API_VERSION)")]
+    InvalidVersion(String),
     #[error("cannot build the request: {0}")]
     Request(String),
     #[error("cannot decode the daemon's response: {0}")]
@@ -178,9 +180,22 @@ impl Client {
         })
     }
 
-    /// Like [`Client::from_host`] with the `-H` / `BERTH_HOST` / `DOCKER_HOST` rules.
+    /// Like [`Client::from_host`] with the `-H` / `BERTH_HOST` / `DOCKER_HOST` rules; a
+    /// `BERTH_API_VERSION` or `DOCKER_API_VERSION` in the environment pins the API version.
     pub fn from_env(flag: Option<&str>) -> Result<Self> {
-        Self::from_host(&resolve_host(flag))
+        let client = Self::from_host(&resolve_host(flag))?;
+        let pinned = ["BERTH_API_VERSION", "DOCKER_API_VERSION"]
+            .iter()
+            .find_map(|name| std::env::var(name).ok().filter(|v| !v.is_empty()));
+        match pinned {
+            None => Ok(client),
+            Some(v) => {
+                let version = v.parse().map_err(|e: crate::ParseVersionError| {
+                    ClientError::InvalidVersion(e.to_string())
+                })?;
+                Ok(client.with_version(version))
+            }
+        }
     }
 
     /// Uses this API version without negotiating (like `DOCKER_API_VERSION`).

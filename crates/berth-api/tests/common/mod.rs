@@ -602,8 +602,13 @@ impl Backend for FakeBackend {
             c.attached.push(tx);
             (rx, if opts.stdin { c.stdin.take() } else { None })
         };
+        let this = self.clone();
         Ok(Box::new(move |conn: Hijacked| {
             Box::pin(async move {
+                this.calls
+                    .lock()
+                    .unwrap()
+                    .push(format!("attach_io raw_socket={}", conn.is_raw_socket()));
                 let (mut rd, mut wr) = tokio::io::split(conn);
                 // stdin pump: a read EOF (client half-close) only ends stdin, never output.
                 tokio::spawn(async move {
