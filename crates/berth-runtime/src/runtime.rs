@@ -361,6 +361,16 @@ impl OciRuntime {
         pid_file.set_extension("pid");
         let mut p = process.clone();
         p.set_terminal(Some(opts.tty));
+        // The runtime sizes the new console from consoleSize before the process runs (a resize
+        // after start would race with the process reading its size).
+        p.set_console_size(match (opts.tty, opts.console_size) {
+            (true, Some((h, w))) => oci_spec::runtime::BoxBuilder::default()
+                .height(h as u64)
+                .width(w as u64)
+                .build()
+                .ok(),
+            _ => None,
+        });
         let json = serde_json::to_vec(&p).map_err(|e| RuntimeError::BadOutput {
             op: "exec".into(),
             detail: e.to_string(),

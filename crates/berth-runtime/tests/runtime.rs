@@ -138,7 +138,7 @@ async fn exec_with_tty_and_resize() {
     let (c, base) = running(&f).await;
     let p = exec_process(
         &base,
-        args(&["sh", "-c", "stty size; read x; stty size"]),
+        args(&["sh", "-c", "stty size; while read x; do stty size; done"]),
         None,
         None,
         None,
@@ -160,37 +160,45 @@ async fn exec_with_tty_and_resize() {
     let mut got = Vec::new();
     let mut buf = [0u8; 512];
     while !String::from_utf8_lossy(&got).contains("10 40") {
-        let n = tokio::time::timeout(Duration::from_secs(20), pty.read(&mut buf))
-            .await
-            .expect("no exec tty output")
-            .unwrap();
+        let n = match tokio::time::timeout(Duration::from_secs(20), pty.read(&mut buf)).await {
+            Ok(r) => r.unwrap(),
+            Err(_) => panic!(
+                "no size in exec tty output: {:?}",
+                String::from_utf8_lossy(&got)
+            ),
+        };
         assert!(n > 0, "{:?}", String::from_utf8_lossy(&got));
         got.extend_from_slice(&buf[..n]);
     }
     e.resize(33, 77).unwrap();
-    // Give the runtime a moment to forward SIGWINCH before the shell asks again.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    pty.write_all(b"x\r").await.unwrap();
+    // The runtime forwards the size asynchronously (SIGWINCH): ask again until it shows.
     let mut more = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(20), async {
-        loop {
-            match pty.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    more.extend_from_slice(&buf[..n]);
-                    if String::from_utf8_lossy(&more).contains("33 77") {
-                        break;
-                    }
-                }
-            }
+    for _ in 0..100 {
+        pty.write_all(b"x\r").await.unwrap();
+        if let Ok(Ok(n)) =
+            tokio::time::timeout(Duration::from_millis(200), pty.read(&mut buf)).await
+        {
+            more.extend_from_slice(&buf[..n]);
         }
-    })
-    .await;
+        if String::from_utf8_lossy(&more).contains("33 77") {
+            break;
+        }
+    }
     assert!(
         String::from_utf8_lossy(&more).contains("33 77"),
         "{:?}",
         String::from_utf8_lossy(&more)
     );
+    // ^D ends the loop; read until the terminal closes.
+    pty.write_all(b"\x04").await.unwrap();
+    let drain = async {
+        while let Ok(n) = pty.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(20), drain).await;
     assert_eq!(e.wait().await.unwrap(), 0);
     finish(&f, &c).await;
 }

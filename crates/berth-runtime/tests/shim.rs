@@ -473,8 +473,6 @@ async fn shim_rss_is_small() {
 async fn shim_survives_kill_9_of_its_daemon() {
     let f = Fixture::new("orphan");
     f.write_spec(&f.spec_opts(&["sh", "-c", "read x; echo after-daemon-death; exit 9"]));
-    let mut o = f.shim_options();
-    o.open_stdin = true;
     // A stand-in daemon process spawns the shim, then dies by SIGKILL.
     let mut daemon = std::process::Command::new(env!("CARGO_BIN_EXE_berth-runtime-test-shim"))
         .arg("spawn")
@@ -483,6 +481,7 @@ async fn shim_survives_kill_9_of_its_daemon() {
         .arg(&f.runtime.path)
         .arg(&f.runtime.root)
         .arg(&f.log)
+        .arg("open-stdin")
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();

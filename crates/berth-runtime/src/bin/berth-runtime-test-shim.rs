@@ -1,7 +1,7 @@
 //! Test helper standing in for the berth binary in this crate's integration tests.
 //!
 //! * `berth-runtime-test-shim shim --bundle <dir>` — the shim entry point (`berth shim`).
-//! * `berth-runtime-test-shim spawn <id> <bundle> <runc> <runc-root> <log>` — plays a daemon:
+//! * `berth-runtime-test-shim spawn <id> <bundle> <runc> <runc-root> <log> [open-stdin]` — plays a daemon:
 //!   spawns a shim for the bundle, prints `spawned <shim-pid>`, then sleeps until killed (tests
 //!   kill it with SIGKILL to show the shim outlives its parent).
 
@@ -17,8 +17,8 @@ fn main() {
         }
         Some(a) if a == "spawn" => {
             let v: Vec<String> = args.map(|a| a.to_string_lossy().into_owned()).collect();
-            if v.len() != 5 {
-                eprintln!("usage: spawn <id> <bundle> <runc> <runc-root> <log>");
+            if v.len() != 5 && v.len() != 6 {
+                eprintln!("usage: spawn <id> <bundle> <runc> <runc-root> <log> [open-stdin]");
                 std::process::exit(2);
             }
             let opts = ShimOptions {
@@ -28,7 +28,7 @@ fn main() {
                 bundle: v[1].clone().into(),
                 runtime: OciRuntime::new("runc", v[2].clone(), v[3].clone()),
                 tty: false,
-                open_stdin: false,
+                open_stdin: v.get(5).is_some_and(|a| a == "open-stdin"),
                 stdin_once: false,
                 console_size: None,
                 log: Some(LogConfig {

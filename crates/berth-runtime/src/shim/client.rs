@@ -341,7 +341,15 @@ impl AsyncRead for AttachStream {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_read(cx, buf)
+        match Pin::new(&mut self.inner).poll_read(cx, buf) {
+            // The shim closes a connection that still has unread input from us (stdin sent
+            // after the container exited): the kernel reports that as a reset once all output
+            // was read. For the reader it is the end of the stream.
+            Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::ConnectionReset => {
+                Poll::Ready(Ok(()))
+            }
+            other => other,
+        }
     }
 }
 

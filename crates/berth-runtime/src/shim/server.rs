@@ -219,6 +219,20 @@ impl Client {
         }
     }
 
+    /// Reads and discards unread input before the connection is closed, so the peer sees the
+    /// end of the stream rather than a reset (a unix socket closed with unread data resets).
+    fn discard_input(&mut self) {
+        let mut scratch = [0u8; 4096];
+        for _ in 0..64 {
+            match self.sock.read(&mut scratch) {
+                Ok(0) => return,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return,
+            }
+        }
+    }
+
     fn wants(&self, s: StdStream) -> bool {
         match self.kind {
             ClientKind::Attach { stdout, stderr, .. } => match s {
@@ -571,9 +585,17 @@ impl Shim {
                     Tag::Client(i) => self.on_client(i, re, &mut buf),
                 }
             }
-            self.clients.retain(|c| !c.dead);
+            self.drop_dead_clients();
         }
         self.finish();
+    }
+
+    fn drop_dead_clients(&mut self) {
+        for c in self.clients.iter_mut().filter(|c| c.dead) {
+            let _ = c.sock.shutdown(std::net::Shutdown::Write);
+            c.discard_input();
+        }
+        self.clients.retain(|c| !c.dead);
     }
 
     fn on_signal(&mut self) {
@@ -999,7 +1021,7 @@ impl Shim {
             }
             c.flush();
         }
-        self.clients.retain(|c| !c.dead);
+        self.drop_dead_clients();
         let deadline = Instant::now() + FLUSH_TIMEOUT;
         while !self.clients.is_empty() && Instant::now() < deadline {
             let mut fds: Vec<libc::pollfd> = self
@@ -1024,9 +1046,12 @@ impl Shim {
                     c.flush();
                 }
             }
-            self.clients.retain(|c| !c.dead);
+            self.drop_dead_clients();
         }
-        self.clients.clear();
+        for c in self.clients.iter_mut() {
+            c.dead = true;
+        }
+        self.drop_dead_clients();
         let _ = std::fs::remove_file(self.bundle.join(files::SHIM_PID));
         // Reap anything left (processes re-parented to us).
         self.reap();

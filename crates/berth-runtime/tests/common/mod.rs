@@ -168,7 +168,7 @@ pub async fn read_demux<R: tokio::io::AsyncRead + Unpin>(mut r: R) -> (Vec<u8>, 
     tokio::time::timeout(Duration::from_secs(30), r.read_to_end(&mut all))
         .await
         .expect("attach stream did not end")
-        .unwrap();
+        .unwrap_or_else(|e| panic!("reading the attach stream: {e:?}"));
     let (mut o, mut e) = (Vec::new(), Vec::new());
     berth_runtime::stdcopy::demux(&all[..], &mut o, &mut e).unwrap();
     (o, e)
@@ -179,5 +179,5 @@ pub async fn wait_exit(c: &ShimClient) -> berth_runtime::ExitInfo {
     tokio::time::timeout(Duration::from_secs(60), c.wait())
         .await
         .expect("container did not exit")
-        .unwrap()
+        .unwrap_or_else(|e| panic!("wait failed: {e:?}"))
 }
