@@ -269,21 +269,29 @@ async fn info_at(bundle: &Path) -> Result<ShimInfo, RuntimeError> {
 /// Sends one request and reads the answer line without reading past it.
 async fn request(bundle: &Path, req: &Request) -> Result<(UnixStream, Response), RuntimeError> {
     let sock = bundle.join(files::SHIM_SOCK);
-    let mut stream = match UnixStream::connect(&sock).await {
-        Ok(s) => s,
-        Err(e)
-            if matches!(
-                e.kind(),
-                io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused
-            ) =>
-        {
-            return Err(gone(bundle))
-        }
-        Err(e) => {
-            return Err(RuntimeError::io(format!(
-                "connecting to {}",
-                sock.display()
-            ))(e))
+    let mut attempts = 0;
+    let mut stream = loop {
+        match UnixStream::connect(&sock).await {
+            Ok(s) => break s,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused
+                ) =>
+            {
+                return Err(gone(bundle))
+            }
+            // A full accept backlog makes a unix connect fail with EAGAIN: retry briefly.
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock && attempts < 50 => {
+                attempts += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            Err(e) => {
+                return Err(RuntimeError::io(format!(
+                    "connecting to {}",
+                    sock.display()
+                ))(e))
+            }
         }
     };
     let mut line = serde_json::to_vec(req).map_err(|e| RuntimeError::Protocol(e.to_string()))?;
