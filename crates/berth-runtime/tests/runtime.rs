@@ -207,6 +207,20 @@ async fn exec_with_tty_and_resize() {
 async fn pause_resume_state_and_errors() {
     let f = Fixture::new("pause");
     let (c, _) = running(&f).await;
+    // cgroup readers on the live container.
+    let mode = berth_runtime::cgroups::detect_mode().unwrap();
+    let cg = format!("/{}", f.id);
+    assert!(berth_runtime::cgroups::pids_current(mode, &cg).unwrap() >= 1);
+    assert!(berth_runtime::cgroups::memory_usage(mode, &cg).unwrap() > 0);
+    assert!(berth_runtime::cgroups::cpu_usage_ns(mode, &cg).unwrap() > 0);
+    assert_eq!(
+        berth_runtime::cgroups::memory_limit(mode, &cg).unwrap(),
+        None
+    );
+    assert_eq!(
+        berth_runtime::cgroups::oom_kill_count(mode, &cg).unwrap(),
+        0
+    );
     f.runtime.pause(&f.id).await.unwrap();
     assert_eq!(f.runtime.state(&f.id).await.unwrap().status, "paused");
     f.runtime.resume(&f.id).await.unwrap();

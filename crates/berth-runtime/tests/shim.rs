@@ -522,3 +522,28 @@ async fn no_fds_leak_into_the_container() {
     );
     wait_exit(&c).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tty_stdin_once_sends_eof() {
+    let f = Fixture::new("ttyeof");
+    let mut so = f.spec_opts(&["sh", "-c", "cat; echo cat-done"]);
+    so.tty = true;
+    f.write_spec(&so);
+    let mut o = f.shim_options();
+    o.tty = true;
+    o.open_stdin = true;
+    o.stdin_once = true;
+    let c = f.spawn(&o).await;
+    let mut a = c.attach(true, true, false).await.unwrap();
+    c.start().await.unwrap();
+    a.write_all(b"abc\r").await.unwrap();
+    a.shutdown().await.unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(20), a.read_to_end(&mut out))
+        .await
+        .expect("tty stream did not end")
+        .unwrap();
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.contains("cat-done"), "{text:?}");
+    assert_eq!(wait_exit(&c).await.exit_code, 0);
+}
