@@ -503,6 +503,11 @@ async fn run_rm_echo_sequence() {
         fake.state.lock().unwrap().containers.is_empty(),
         "--rm removed it"
     );
+    assert!(
+        fake.calls()
+            .contains(&"attach_io raw_socket=true".to_string()),
+        "the server unwraps the upgraded unix socket"
+    );
 }
 
 /// `printf "line1\nline2\n" | docker run --rm -i busybox cat`: stdin, then half-close.
@@ -1189,4 +1194,55 @@ async fn second_daemon_on_a_live_socket_is_refused() {
             .contains("another daemon is already listening"),
         "{err}"
     );
+}
+
+#[tokio::test]
+async fn shutdown_closes_streams_and_sessions_after_the_grace_period() {
+    let fake = Fake::new();
+    let server =
+        TestServer::start_with_grace(FakeBackend(fake.clone()), Duration::from_millis(200)).await;
+    let id = create(
+        &server,
+        Some("web"),
+        &create_body(r#"["httpd"]"#, false, false),
+    )
+    .await;
+    let mut wait = server.connect().await;
+    wait.write_all(&cli_request(
+        "POST",
+        &format!("/v1.41/containers/{id}/wait?condition=next-exit"),
+        None,
+    ))
+    .await
+    .unwrap();
+    assert_eq!(read_head(&mut wait).await.0, 200);
+    let mut attach = server.connect().await;
+    attach.write_all(&attach_request(&id, false)).await.unwrap();
+    assert_eq!(read_head(&mut attach).await.0, 101);
+    // As the CLI does without stdin (the fake's stdin pump then lets go of its read half).
+    attach.shutdown().await.unwrap();
+    roundtrip(
+        &server,
+        &cli_request("POST", "/v1.41/containers/web/start", None),
+    )
+    .await;
+
+    let started = std::time::Instant::now();
+    tokio::time::timeout(Duration::from_secs(5), server.stop())
+        .await
+        .expect("shutdown hung");
+    assert!(
+        started.elapsed() >= Duration::from_millis(200),
+        "waited for the grace period"
+    );
+    assert!(
+        fake.wait_dropped.load(Ordering::SeqCst),
+        "the pending wait future was dropped"
+    );
+    let mut rest = Vec::new();
+    tokio::time::timeout(T, attach.read_to_end(&mut rest))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(rest.is_empty(), "the hijacked session was closed");
 }

@@ -29,8 +29,10 @@ const MAX_JSON_BODY: usize = 32 * 1024 * 1024;
 
 pub(crate) struct Shared<B> {
     pub backend: Arc<B>,
-    /// Hijacked sessions run as tracked tasks so shutdown can wait for / abort them.
+    /// Hijacked sessions run as tracked tasks so shutdown can wait for them…
     pub tracker: TaskTracker,
+    /// …and end them when the grace period is over.
+    pub force: tokio_util::sync::CancellationToken,
 }
 
 /// Entry point of every request.
@@ -234,7 +236,13 @@ async fn dispatch<B: Backend>(
             };
             let (on_upgrade, _req) = take_upgrade(req);
             let handler = b.container_attach(ctx, id, opts).await?;
-            hijack(&shared.tracker, on_upgrade, handler, HijackKind::Attach)
+            hijack(
+                &shared.tracker,
+                &shared.force,
+                on_upgrade,
+                handler,
+                HijackKind::Attach,
+            )
         }
         ContainerResize(id) => {
             let (h, w) = size(&q)?;
@@ -290,9 +298,13 @@ async fn dispatch<B: Backend>(
             let config: ExecStartConfig = read_json(req, false).await?;
             match b.exec_start(ctx, id, config).await? {
                 ExecStartOutcome::Detached => response::no_body(ok),
-                ExecStartOutcome::Attached(handler) => {
-                    hijack(&shared.tracker, on_upgrade, handler, HijackKind::Exec)
-                }
+                ExecStartOutcome::Attached(handler) => hijack(
+                    &shared.tracker,
+                    &shared.force,
+                    on_upgrade,
+                    handler,
+                    HijackKind::Exec,
+                ),
             }
         }
         ExecResize(id) => {
@@ -543,16 +555,24 @@ fn take_upgrade(mut req: Request<Incoming>) -> (Option<OnUpgrade>, Request<Incom
 /// handler then reads EOF at once: there is no way for the client to send stdin).
 fn hijack(
     tracker: &TaskTracker,
+    force: &tokio_util::sync::CancellationToken,
     on_upgrade: Option<OnUpgrade>,
     handler: HijackHandler,
     kind: HijackKind,
 ) -> Response<Body> {
     match on_upgrade {
         Some(on_upgrade) => {
+            let force = force.clone();
             tracker.spawn(async move {
-                match on_upgrade.await {
-                    Ok(upgraded) => handler(Hijacked::from_upgraded(upgraded)).await,
-                    Err(e) => tracing::debug!(error = %e, "client went away before the connection was upgraded"),
+                let session = async move {
+                    match on_upgrade.await {
+                        Ok(upgraded) => handler(Hijacked::from_upgraded(upgraded)).await,
+                        Err(e) => tracing::debug!(error = %e, "client went away before the connection was upgraded"),
+                    }
+                };
+                tokio::select! {
+                    _ = session => {}
+                    _ = force.cancelled() => {}
                 }
             });
             let mut resp = Response::new(response::empty_body());
@@ -574,10 +594,14 @@ fn hijack(
         None => {
             let (ours, theirs) = tokio::io::duplex(64 * 1024);
             let (reader, mut writer) = tokio::io::split(ours);
+            let force = force.clone();
             tracker.spawn(async move {
                 // No stdin without an upgrade: the handler reads EOF immediately.
                 let _ = writer.shutdown().await;
-                handler(Hijacked::from_duplex(theirs)).await;
+                tokio::select! {
+                    _ = handler(Hijacked::from_duplex(theirs)) => {}
+                    _ = force.cancelled() => {}
+                }
             });
             streaming(RAW_STREAM, response::stream_body(ReaderStream::new(reader)))
         }

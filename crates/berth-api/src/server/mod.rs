@@ -23,7 +23,7 @@ use crate::Backend;
 use handlers::Shared;
 
 /// How long [`serve`] waits, after shutdown was requested, for open connections (streams,
-/// waits, hijacked sessions) before dropping them.
+/// waits, hijacked sessions) before closing them forcibly.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// A socket the API is served on.
@@ -113,11 +113,28 @@ where
     B: Backend,
     F: Future<Output = ()> + Send,
 {
+    serve_with_grace(listeners, backend, shutdown, SHUTDOWN_GRACE).await
+}
+
+/// [`serve`] with a chosen grace period: after it, open connections and hijacked sessions
+/// are closed (their response futures dropped) and the function returns.
+pub async fn serve_with_grace<B, F>(
+    listeners: Vec<Listener>,
+    backend: Arc<B>,
+    shutdown: F,
+    grace: Duration,
+) -> io::Result<()>
+where
+    B: Backend,
+    F: Future<Output = ()> + Send,
+{
     let cancel = CancellationToken::new();
     let tracker = TaskTracker::new();
+    let force = CancellationToken::new();
     let shared = Arc::new(Shared {
         backend,
         tracker: tracker.clone(),
+        force: force.clone(),
     });
 
     for listener in listeners {
@@ -132,13 +149,10 @@ where
     tracing::info!("API server shutting down");
     cancel.cancel();
     tracker.close();
-    if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait())
-        .await
-        .is_err()
-    {
-        tracing::warn!(
-            "open API connections did not finish within {SHUTDOWN_GRACE:?}; dropping them"
-        );
+    if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
+        tracing::warn!("open API connections did not finish within {grace:?}; closing them");
+        force.cancel();
+        tracker.wait().await;
     }
     Ok(())
 }
@@ -208,6 +222,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     B: Backend,
 {
+    let force = shared.force.clone();
     let service = service_fn(move |req| {
         let shared = shared.clone();
         async move { Ok::<_, std::convert::Infallible>(handlers::handle(shared, req).await) }
@@ -220,7 +235,11 @@ where
         result = conn.as_mut() => result,
         _ = cancel.cancelled() => {
             conn.as_mut().graceful_shutdown();
-            conn.await
+            tokio::select! {
+                result = conn.as_mut() => result,
+                // Dropping the connection drops its in-flight response (and the backend future).
+                _ = force.cancelled() => return,
+            }
         }
     };
     if let Err(e) = result {

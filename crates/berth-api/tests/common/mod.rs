@@ -946,16 +946,21 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start<B: Backend>(backend: B) -> Self {
+        Self::start_with_grace(backend, berth_api::server::SHUTDOWN_GRACE).await
+    }
+
+    pub async fn start_with_grace<B: Backend>(backend: B, grace: Duration) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let sock = dir.path().join("api.sock");
         let listener = berth_api::server::Listener::bind_unix(&sock).unwrap();
         let (tx, rx) = oneshot::channel();
-        let task = tokio::spawn(berth_api::server::serve(
+        let task = tokio::spawn(berth_api::server::serve_with_grace(
             vec![listener],
             Arc::new(backend),
             async {
                 let _ = rx.await;
             },
+            grace,
         ));
         Self {
             dir,
