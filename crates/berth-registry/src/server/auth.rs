@@ -196,9 +196,7 @@ pub fn parse_basic(value: &str) -> Option<(String, String)> {
 /// The token of an `Authorization: Bearer …` value.
 pub fn parse_bearer(value: &str) -> Option<&str> {
     let (scheme, rest) = value.trim().split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then_some(rest.trim())
+    scheme.eq_ignore_ascii_case("bearer").then_some(rest.trim())
 }
 
 // ------------------------------------------------------------------ slow-down
@@ -414,9 +412,8 @@ fn pem_encode(label: &str, der: &[u8]) -> String {
 impl TokenKey {
     fn from_pkcs8(der: &[u8]) -> Result<TokenKey, String> {
         let rng = SystemRandom::new();
-        let pair =
-            EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, der, &rng)
-                .map_err(|e| format!("not a PKCS#8 P-256 (ES256) private key: {e}"))?;
+        let pair = EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, der, &rng)
+            .map_err(|e| format!("not a PKCS#8 P-256 (ES256) private key: {e}"))?;
         let public = pair.public_key().as_ref().to_vec();
         let kid = hex::encode(&Sha256::digest(&public)[..12]);
         Ok(TokenKey {
@@ -449,9 +446,8 @@ impl TokenKey {
             message,
         };
         let rng = SystemRandom::new();
-        let pkcs8 =
-            EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
-                .map_err(|e| err(format!("cannot generate a key: {e}")))?;
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+            .map_err(|e| err(format!("cannot generate a key: {e}")))?;
         let pem = pem_encode("PRIVATE KEY", pkcs8.as_ref());
         let tmp = path.with_extension("tmp");
         {

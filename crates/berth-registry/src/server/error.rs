@@ -185,8 +185,8 @@ mod tests {
             "{\"errors\":[{\"code\":\"UNAUTHORIZED\",\"message\":\"authentication required\",\"detail\":null}]}\n"
         );
         assert_eq!(e.status, StatusCode::UNAUTHORIZED);
-        let e = ApiError::new(ErrorCode::ManifestUnknown)
-            .detail(serde_json::json!({"Tag": "latest"}));
+        let e =
+            ApiError::new(ErrorCode::ManifestUnknown).detail(serde_json::json!({"Tag": "latest"}));
         assert_eq!(
             String::from_utf8(e.body()).unwrap(),
             "{\"errors\":[{\"code\":\"MANIFEST_UNKNOWN\",\"message\":\"manifest unknown\",\"detail\":{\"Tag\":\"latest\"}}]}\n"

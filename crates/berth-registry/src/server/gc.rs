@@ -68,7 +68,10 @@ fn references(storage: &Storage, d: &Digest) -> Vec<Digest> {
 
 fn subject_of(storage: &Storage, d: &Digest) -> Option<Digest> {
     let bytes = storage.read_blob(d, MAX_MANIFEST_BYTES).ok()?;
-    manifest::parse(&bytes, None).ok()?.subject.map(|s| s.digest)
+    manifest::parse(&bytes, None)
+        .ok()?
+        .subject
+        .map(|s| s.digest)
 }
 
 /// Runs garbage collection on the store at `root`.
@@ -81,7 +84,11 @@ pub fn collect(root: &Path, opts: GcOptions) -> Result<GcReport, ServeError> {
         let revisions = storage.revisions(&repo).map_err(io_err(root))?;
         let mut keep: BTreeSet<Digest> = BTreeSet::new();
         if opts.delete_untagged {
-            for t in storage.tags(&repo).map_err(io_err(root))?.unwrap_or_default() {
+            for t in storage
+                .tags(&repo)
+                .map_err(io_err(root))?
+                .unwrap_or_default()
+            {
                 if let Some(d) = storage.tag_digest(&repo, &t).map_err(io_err(root))? {
                     keep.insert(d);
                 }
@@ -177,7 +184,11 @@ mod tests {
         let layer = Digest::sha256_of(b"layer");
         let config = Digest::sha256_of(b"config");
         let orphan = Digest::sha256_of(b"orphan");
-        for (d, b) in [(&layer, &b"layer"[..]), (&config, b"config"), (&orphan, b"orphan")] {
+        for (d, b) in [
+            (&layer, &b"layer"[..]),
+            (&config, b"config"),
+            (&orphan, b"orphan"),
+        ] {
             s.put_blob_bytes(d, b).unwrap();
             s.link_blob("r", d).unwrap();
         }
@@ -190,9 +201,20 @@ mod tests {
             .unwrap();
         drop(s);
 
-        let dry = collect(t.path(), GcOptions { dry_run: true, delete_untagged: false }).unwrap();
+        let dry = collect(
+            t.path(),
+            GcOptions {
+                dry_run: true,
+                delete_untagged: false,
+            },
+        )
+        .unwrap();
         assert_eq!(dry.blobs_deleted.len(), 1);
-        assert!(Storage::open(t.path()).unwrap().blob_size(&orphan).unwrap().is_some());
+        assert!(Storage::open(t.path())
+            .unwrap()
+            .blob_size(&orphan)
+            .unwrap()
+            .is_some());
 
         let r = collect(t.path(), GcOptions::default()).unwrap();
         assert_eq!(r.blobs_deleted, vec![(orphan.clone(), 6)]);
@@ -204,7 +226,14 @@ mod tests {
         drop(s);
 
         // Untagged manifest: kept by default, removed with delete_untagged.
-        let r = collect(t.path(), GcOptions { dry_run: false, delete_untagged: true }).unwrap();
+        let r = collect(
+            t.path(),
+            GcOptions {
+                dry_run: false,
+                delete_untagged: true,
+            },
+        )
+        .unwrap();
         assert_eq!(r.manifests_deleted.len(), 1);
         assert_eq!(r.blobs_deleted.len(), 3);
     }

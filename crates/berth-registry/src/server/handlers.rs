@@ -187,7 +187,12 @@ impl Registry {
     }
 
     /// Handles one request: rate limit, route, auth, handler, common headers, access log.
-    pub async fn handle(&self, req: Request<Incoming>, peer: SocketAddr, secure: bool) -> Response<Body> {
+    pub async fn handle(
+        &self,
+        req: Request<Incoming>,
+        peer: SocketAddr,
+        secure: bool,
+    ) -> Response<Body> {
         let start = Instant::now();
         let method = req.method().clone();
         let path = req.uri().path().to_string();
@@ -277,7 +282,11 @@ impl Registry {
                 .status(StatusCode::OK)
                 .header(header::CONTENT_TYPE, JSON)
                 .header(header::CONTENT_LENGTH, 2)
-                .body(if method == Method::HEAD { empty() } else { full("{}") })
+                .body(if method == Method::HEAD {
+                    empty()
+                } else {
+                    full("{}")
+                })
                 .map_err(ApiError::internal)?),
             Route::Catalog => self.catalog(&req, &ident).await,
             Route::Tags(name) => self.tags(&req, name).await,
@@ -317,7 +326,13 @@ impl Registry {
         hv(&format!("Basic realm=\"{}\"", self.config.realm))
     }
 
-    fn bearer_challenge(&self, req: &Request<Incoming>, secure: bool, need: &Need, error: Option<&str>) -> HeaderValue {
+    fn bearer_challenge(
+        &self,
+        req: &Request<Incoming>,
+        secure: bool,
+        need: &Need,
+        error: Option<&str>,
+    ) -> HeaderValue {
         let AuthMode::Token { service, realm, .. } = &self.mode else {
             return self.basic_challenge();
         };
@@ -346,7 +361,13 @@ impl Registry {
         hv(&v)
     }
 
-    fn unauthorized(&self, req: &Request<Incoming>, secure: bool, need: &Need, error: Option<&str>) -> ApiError {
+    fn unauthorized(
+        &self,
+        req: &Request<Incoming>,
+        secure: bool,
+        need: &Need,
+        error: Option<&str>,
+    ) -> ApiError {
         let challenge = match self.mode {
             AuthMode::Token { .. } => self.bearer_challenge(req, secure, need, error),
             _ => self.basic_challenge(),
@@ -355,7 +376,13 @@ impl Registry {
     }
 
     /// Checks a password with the failed-password slow-down (per user and per client).
-    async fn check_password(&self, users: &Arc<Htpasswd>, user: &str, password: &str, peer: IpAddr) -> bool {
+    async fn check_password(
+        &self,
+        users: &Arc<Htpasswd>,
+        user: &str,
+        password: &str,
+        peer: IpAddr,
+    ) -> bool {
         let keys = vec![format!("user:{user}"), format!("ip:{peer}")];
         let wait = self.failures.reserve(&keys, Instant::now());
         if !wait.is_zero() {
@@ -376,7 +403,13 @@ impl Registry {
         ok
     }
 
-    async fn authenticate(&self, req: &Request<Incoming>, peer: SocketAddr, secure: bool, need: &Need) -> Result<Identity, ApiError> {
+    async fn authenticate(
+        &self,
+        req: &Request<Incoming>,
+        peer: SocketAddr,
+        secure: bool,
+        need: &Need,
+    ) -> Result<Identity, ApiError> {
         let authz = req
             .headers()
             .get(header::AUTHORIZATION)
@@ -418,7 +451,13 @@ impl Registry {
         }
     }
 
-    fn authorize(&self, req: &Request<Incoming>, secure: bool, ident: &Identity, need: &Need) -> Result<(), ApiError> {
+    fn authorize(
+        &self,
+        req: &Request<Incoming>,
+        secure: bool,
+        ident: &Identity,
+        need: &Need,
+    ) -> Result<(), ApiError> {
         let denied = || ApiError::new(ErrorCode::Denied);
         match &self.mode {
             AuthMode::Open => match need {
@@ -456,7 +495,9 @@ impl Registry {
                 match need {
                     Need::Base => Ok(()),
                     Need::Catalog if claims.grants_catalog() => Ok(()),
-                    Need::Catalog => Err(self.unauthorized(req, secure, need, Some("insufficient_scope"))),
+                    Need::Catalog => {
+                        Err(self.unauthorized(req, secure, need, Some("insufficient_scope")))
+                    }
                     Need::Repo(name, a) => {
                         if claims.granted(name).contains(*a) {
                             Ok(())
@@ -477,7 +518,10 @@ impl Registry {
     fn may(&self, ident: &Identity, name: &str, a: Action) -> bool {
         match &ident.claims {
             Some(c) => c.granted(name).contains(a),
-            None => self.policy.allowed(ident.account.as_deref(), name).contains(a),
+            None => self
+                .policy
+                .allowed(ident.account.as_deref(), name)
+                .contains(a),
         }
     }
 
@@ -506,9 +550,16 @@ impl Registry {
         let (account, scopes, offline, refresh_in) = match *req.method() {
             Method::GET => {
                 let q = query_pairs(req.uri().query());
-                let scopes = auth::parse_scopes(q.iter().filter(|(k, _)| k == "scope").map(|(_, v)| v.as_str()));
+                let scopes = auth::parse_scopes(
+                    q.iter()
+                        .filter(|(k, _)| k == "scope")
+                        .map(|(_, v)| v.as_str()),
+                );
                 let offline = q.iter().any(|(k, v)| k == "offline_token" && v == "true");
-                let authz = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+                let authz = req
+                    .headers()
+                    .get(header::AUTHORIZATION)
+                    .and_then(|v| v.to_str().ok());
                 let account = match authz.and_then(auth::parse_basic) {
                     Some((u, p)) => {
                         if !self.check_password(users, &u, &p, peer.ip()).await {
@@ -524,7 +575,11 @@ impl Registry {
                 let body = read_limited(req.into_body(), TOKEN_FORM_LIMIT as u64).await?;
                 let form = query_pairs(Some(&String::from_utf8_lossy(&body)));
                 let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-                let scopes = auth::parse_scopes(form.iter().filter(|(k, _)| k == "scope").map(|(_, v)| v.as_str()));
+                let scopes = auth::parse_scopes(
+                    form.iter()
+                        .filter(|(k, _)| k == "scope")
+                        .map(|(_, v)| v.as_str()),
+                );
                 let offline = get("access_type").as_deref() == Some("offline");
                 match get("grant_type").as_deref() {
                     Some("password") => {
@@ -541,7 +596,12 @@ impl Registry {
                             return Err(token_request_error("refresh_token is required"));
                         };
                         let claims = match key.verify(&rt, issuer, service) {
-                            Ok(c) if c.typ.as_deref() == Some("refresh") && users.has_user(&c.sub) => c,
+                            Ok(c)
+                                if c.typ.as_deref() == Some("refresh")
+                                    && users.has_user(&c.sub) =>
+                            {
+                                c
+                            }
                             _ => {
                                 return Err(ApiError::new(ErrorCode::Unauthorized)
                                     .message("invalid or expired refresh token"))
@@ -549,7 +609,11 @@ impl Registry {
                         };
                         (Some(claims.sub), scopes, false, Some(rt))
                     }
-                    _ => return Err(token_request_error("grant_type must be password or refresh_token")),
+                    _ => {
+                        return Err(token_request_error(
+                            "grant_type must be password or refresh_token",
+                        ))
+                    }
                 }
             }
             _ => return Err(ApiError::new(ErrorCode::Unsupported)),
@@ -652,14 +716,21 @@ impl Registry {
         let storage = self.storage.clone();
         let n = name.to_string();
         let Some(tags) = blocking(move || storage.tags(&n)).await? else {
-            return Err(ApiError::new(ErrorCode::NameUnknown).detail(serde_json::json!({ "name": name })));
+            return Err(
+                ApiError::new(ErrorCode::NameUnknown).detail(serde_json::json!({ "name": name }))
+            );
         };
         let (page, next) = paginate(tags, req.uri().query())?;
-        let mut resp = json_response(StatusCode::OK, &serde_json::json!({ "name": name, "tags": page }))?;
+        let mut resp = json_response(
+            StatusCode::OK,
+            &serde_json::json!({ "name": name, "tags": page }),
+        )?;
         if let Some((last, n)) = next {
             resp.headers_mut().insert(
                 header::LINK,
-                hv(&format!("</v2/{name}/tags/list?last={last}&n={n}>; rel=\"next\"")),
+                hv(&format!(
+                    "</v2/{name}/tags/list?last={last}&n={n}>; rel=\"next\""
+                )),
             );
         }
         Ok(resp)
@@ -667,7 +738,11 @@ impl Registry {
 
     // ------------------------------------------------------------ manifests
 
-    async fn resolve(&self, name: &str, reference: &str) -> Result<super::storage::StoredManifest, ApiError> {
+    async fn resolve(
+        &self,
+        name: &str,
+        reference: &str,
+    ) -> Result<super::storage::StoredManifest, ApiError> {
         let storage = self.storage.clone();
         let (n, r) = (name.to_string(), reference.to_string());
         let unknown = |detail| ApiError::new(ErrorCode::ManifestUnknown).detail(detail);
@@ -677,7 +752,8 @@ impl Registry {
             found.ok_or_else(|| unknown(serde_json::json!({ "Revision": reference })))
         } else {
             if !is_tag(reference) {
-                return Err(ApiError::new(ErrorCode::TagInvalid).detail(serde_json::json!({ "Tag": reference })));
+                return Err(ApiError::new(ErrorCode::TagInvalid)
+                    .detail(serde_json::json!({ "Tag": reference })));
             }
             let found = blocking(move || match storage.tag_digest(&n, &r)? {
                 Some(d) => storage.manifest_by_digest(&n, &d),
@@ -701,9 +777,14 @@ impl Registry {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.split(',').any(|t| t.trim() == etag));
         if not_modified {
-            return builder.status(StatusCode::NOT_MODIFIED).body(empty()).map_err(ApiError::internal);
+            return builder
+                .status(StatusCode::NOT_MODIFIED)
+                .body(empty())
+                .map_err(ApiError::internal);
         }
-        let builder = builder.status(StatusCode::OK).header(header::CONTENT_LENGTH, m.size);
+        let builder = builder
+            .status(StatusCode::OK)
+            .header(header::CONTENT_LENGTH, m.size);
         if req.method() == Method::HEAD {
             return builder.body(empty()).map_err(ApiError::internal);
         }
@@ -720,7 +801,8 @@ impl Registry {
         } else if is_tag(reference) {
             None
         } else {
-            return Err(ApiError::new(ErrorCode::TagInvalid).detail(serde_json::json!({ "Tag": reference })));
+            return Err(ApiError::new(ErrorCode::TagInvalid)
+                .detail(serde_json::json!({ "Tag": reference })));
         };
         let limit = self.config.max_manifest_bytes;
         let too_big = || {
@@ -746,14 +828,18 @@ impl Registry {
         let parsed = manifest::parse(&bytes, content_type.as_deref()).map_err(|e| {
             ApiError::new(ErrorCode::ManifestInvalid).message(format!("manifest invalid: {e}"))
         })?;
-        let alg = by_digest.as_ref().map(|d| d.algorithm()).unwrap_or(Algorithm::Sha256);
+        let alg = by_digest
+            .as_ref()
+            .map(|d| d.algorithm())
+            .unwrap_or(Algorithm::Sha256);
         let mut h = Hasher::new(alg);
         h.update(&bytes);
         let digest = h.finish();
         if let Some(want) = &by_digest {
             if *want != digest {
-                return Err(ApiError::new(ErrorCode::DigestInvalid)
-                    .message(format!("manifest digest {digest} does not match {want} in the URL")));
+                return Err(ApiError::new(ErrorCode::DigestInvalid).message(format!(
+                    "manifest digest {digest} does not match {want} in the URL"
+                )));
             }
         }
         let storage = self.storage.clone();
@@ -770,10 +856,12 @@ impl Registry {
                             .detail(serde_json::json!(b.digest.to_string()))))
                     }
                     Some(size) if size as i64 != b.size => {
-                        return Ok(Err(ApiError::new(ErrorCode::ManifestInvalid).message(format!(
-                            "manifest invalid: blob {} has {size} bytes, the manifest says {}",
-                            b.digest, b.size
-                        ))))
+                        return Ok(Err(ApiError::new(ErrorCode::ManifestInvalid).message(
+                            format!(
+                                "manifest invalid: blob {} has {size} bytes, the manifest says {}",
+                                b.digest, b.size
+                            ),
+                        )))
                     }
                     Some(_) => {}
                 }
@@ -813,7 +901,10 @@ impl Registry {
         .await??;
         let mut b = Response::builder()
             .status(StatusCode::CREATED)
-            .header(header::LOCATION, hv(&format!("/v2/{name}/manifests/{digest}")))
+            .header(
+                header::LOCATION,
+                hv(&format!("/v2/{name}/manifests/{digest}")),
+            )
             .header(CONTENT_DIGEST, hv(&digest.to_string()))
             .header(header::CONTENT_LENGTH, 0);
         if let Some(s) = subject {
@@ -824,7 +915,8 @@ impl Registry {
 
     async fn delete_manifest(&self, name: &str, reference: &str) -> Reply {
         if !self.config.delete_enabled {
-            return Err(ApiError::new(ErrorCode::Unsupported).message("deletes are disabled on this registry"));
+            return Err(ApiError::new(ErrorCode::Unsupported)
+                .message("deletes are disabled on this registry"));
         }
         let storage = self.storage.clone();
         let n = name.to_string();
@@ -895,7 +987,11 @@ impl Registry {
         let Some(size) = blocking(move || storage.repo_blob(&n, &d2)).await? else {
             return Err(ApiError::new(ErrorCode::BlobUnknown).detail(serde_json::json!(digest)));
         };
-        let range = match req.headers().get(header::RANGE).and_then(|v| v.to_str().ok()) {
+        let range = match req
+            .headers()
+            .get(header::RANGE)
+            .and_then(|v| v.to_str().ok())
+        {
             None => None,
             Some(r) => match parse_byte_range(r, size) {
                 Some(x) => Some(x),
@@ -938,7 +1034,8 @@ impl Registry {
 
     async fn delete_blob(&self, name: &str, digest: &str) -> Reply {
         if !self.config.delete_enabled {
-            return Err(ApiError::new(ErrorCode::Unsupported).message("deletes are disabled on this registry"));
+            return Err(ApiError::new(ErrorCode::Unsupported)
+                .message("deletes are disabled on this registry"));
         }
         let d = parse_digest(digest)?;
         let storage = self.storage.clone();
@@ -999,7 +1096,9 @@ impl Registry {
                     return Err(e);
                 }
             };
-            return self.append_and_finish(req, name, &id, Some(want), true).await;
+            return self
+                .append_and_finish(req, name, &id, Some(want), true)
+                .await;
         }
         upload_accepted(name, &id, 0, StatusCode::ACCEPTED)
     }
@@ -1007,7 +1106,8 @@ impl Registry {
     async fn upload_status(&self, name: &str, id: &str) -> Reply {
         let size = self.upload_size(name, id).await?;
         let mut r = upload_accepted(name, id, size, StatusCode::NO_CONTENT)?;
-        r.headers_mut().insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+        r.headers_mut()
+            .insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
         Ok(r)
     }
 
@@ -1040,11 +1140,16 @@ impl Registry {
 
     async fn finish_upload(&self, req: Request<Incoming>, name: &str, id: &str) -> Reply {
         let q = query_pairs(req.uri().query());
-        let digest = q.iter().find(|(k, _)| k == "digest").map(|(_, v)| v.clone());
+        let digest = q
+            .iter()
+            .find(|(k, _)| k == "digest")
+            .map(|(_, v)| v.clone());
         // Check the upload exists before complaining about the digest.
         let size = self.upload_size(name, id).await?;
         let Some(digest) = digest else {
-            return Err(ApiError::new(ErrorCode::DigestInvalid).message("the digest parameter is required"));
+            return Err(
+                ApiError::new(ErrorCode::DigestInvalid).message("the digest parameter is required")
+            );
         };
         let want = parse_digest(&digest)?;
         if let Some((start, _)) = content_range(&req)? {
@@ -1052,14 +1157,26 @@ impl Registry {
                 return Err(range_error(name, id, size));
             }
         }
-        self.append_and_finish(req, name, id, Some(want), false).await
+        self.append_and_finish(req, name, id, Some(want), false)
+            .await
     }
 
     /// Appends the request body, then verifies the digest and moves the blob into place.
-    async fn append_and_finish(&self, req: Request<Incoming>, name: &str, id: &str, want: Option<Digest>, fresh: bool) -> Reply {
+    async fn append_and_finish(
+        &self,
+        req: Request<Incoming>,
+        name: &str,
+        id: &str,
+        want: Option<Digest>,
+        fresh: bool,
+    ) -> Reply {
         let session = self.session(id);
         let mut guard = session.lock().await;
-        let size = if fresh { 0 } else { self.upload_size(name, id).await? };
+        let size = if fresh {
+            0
+        } else {
+            self.upload_size(name, id).await?
+        };
         let result = self.append(req.into_body(), id, size, &mut guard).await;
         let total = match result {
             Ok(t) => t,
@@ -1080,7 +1197,9 @@ impl Registry {
         let (n, i, w) = (name.to_string(), id.to_string(), want.clone());
         let outcome = blocking(move || -> io::Result<Result<(), Digest>> {
             let got = match sess {
-                Some(s) if s.hashed == total && w.algorithm() == Algorithm::Sha256 => s.hasher.finish(),
+                Some(s) if s.hashed == total && w.algorithm() == Algorithm::Sha256 => {
+                    s.hasher.finish()
+                }
                 _ => storage.hash_upload(&i, w.algorithm())?.0,
             };
             if got != w {
@@ -1098,13 +1217,21 @@ impl Registry {
         match outcome {
             Ok(()) => blob_created(name, &want),
             Err(got) => Err(ApiError::new(ErrorCode::DigestInvalid)
-                .message(format!("provided digest did not match uploaded content: got {got}, expected {want}"))
+                .message(format!(
+                    "provided digest did not match uploaded content: got {got}, expected {want}"
+                ))
                 .detail(serde_json::json!(want.to_string()))),
         }
     }
 
     /// Appends a request body to the upload's data, keeping the running sha256 hash.
-    async fn append(&self, mut body: Incoming, id: &str, size: u64, sess: &mut Option<UploadSession>) -> Result<u64, ApiError> {
+    async fn append(
+        &self,
+        mut body: Incoming,
+        id: &str,
+        size: u64,
+        sess: &mut Option<UploadSession>,
+    ) -> Result<u64, ApiError> {
         if sess.as_ref().is_some_and(|s| s.hashed != size) {
             *sess = None;
         }
@@ -1138,7 +1265,10 @@ impl Registry {
                 }
                 d
             };
-            *sess = Some(UploadSession { hasher, hashed: size });
+            *sess = Some(UploadSession {
+                hasher,
+                hashed: size,
+            });
         }
         let Some(s) = sess.as_mut() else {
             return Err(ApiError::internal("upload session missing"));
@@ -1155,11 +1285,16 @@ impl Registry {
             let frame = match frame {
                 Ok(f) => f,
                 Err(e) => {
-                    failed = Some(ApiError::new(ErrorCode::BlobUploadInvalid).message(format!("reading the request body failed: {e}")));
+                    failed = Some(
+                        ApiError::new(ErrorCode::BlobUploadInvalid)
+                            .message(format!("reading the request body failed: {e}")),
+                    );
                     break;
                 }
             };
-            let Ok(data) = frame.into_data() else { continue };
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
             total += data.len() as u64;
             if max > 0 && total > max {
                 failed = Some(
@@ -1348,7 +1483,10 @@ fn progress(size: u64) -> String {
 fn upload_accepted(name: &str, id: &str, size: u64, status: StatusCode) -> Reply {
     Response::builder()
         .status(status)
-        .header(header::LOCATION, hv(&format!("/v2/{name}/blobs/uploads/{id}")))
+        .header(
+            header::LOCATION,
+            hv(&format!("/v2/{name}/blobs/uploads/{id}")),
+        )
         .header(RANGE_H, hv(&progress(size)))
         .header(UPLOAD_UUID, hv(id))
         .header(header::CONTENT_LENGTH, 0)
@@ -1359,8 +1497,13 @@ fn upload_accepted(name: &str, id: &str, size: u64, status: StatusCode) -> Reply
 fn range_error(name: &str, id: &str, size: u64) -> ApiError {
     ApiError::new(ErrorCode::BlobUploadInvalid)
         .status(StatusCode::RANGE_NOT_SATISFIABLE)
-        .message(format!("chunk does not continue the upload at offset {size}"))
-        .header(header::LOCATION, hv(&format!("/v2/{name}/blobs/uploads/{id}")))
+        .message(format!(
+            "chunk does not continue the upload at offset {size}"
+        ))
+        .header(
+            header::LOCATION,
+            hv(&format!("/v2/{name}/blobs/uploads/{id}")),
+        )
         .header(RANGE_H, hv(&progress(size)))
         .header(UPLOAD_UUID, hv(id))
 }
@@ -1427,7 +1570,11 @@ pub(crate) fn parse_byte_range(s: &str, size: u64) -> Option<(u64, u64)> {
     if start >= size {
         return None;
     }
-    let end = if b.is_empty() { size - 1 } else { b.parse::<u64>().ok()?.min(size - 1) };
+    let end = if b.is_empty() {
+        size - 1
+    } else {
+        b.parse::<u64>().ok()?.min(size - 1)
+    };
     (start <= end).then_some((start, end))
 }
 
@@ -1451,7 +1598,10 @@ pub(crate) fn query_pairs(q: Option<&str>) -> Vec<(String, String)> {
 /// `n`/`last` pagination over a sorted list. Returns the page and, when more follow,
 /// the (last, n) of the next page's link.
 #[allow(clippy::type_complexity)]
-fn paginate(items: Vec<String>, query: Option<&str>) -> Result<(Vec<String>, Option<(String, usize)>), ApiError> {
+fn paginate(
+    items: Vec<String>,
+    query: Option<&str>,
+) -> Result<(Vec<String>, Option<(String, usize)>), ApiError> {
     let q = query_pairs(query);
     let last = q.iter().find(|(k, _)| k == "last").map(|(_, v)| v.clone());
     let n = match q.iter().find(|(k, _)| k == "n") {
@@ -1480,9 +1630,11 @@ async fn read_limited(body: Incoming, limit: u64) -> Result<Bytes, ApiError> {
     let limited = http_body_util::Limited::new(body, limit as usize);
     match limited.collect().await {
         Ok(c) => Ok(c.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::new(ErrorCode::SizeInvalid)
-            .status(StatusCode::PAYLOAD_TOO_LARGE)
-            .message(format!("request body exceeds {limit} bytes"))),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            Err(ApiError::new(ErrorCode::SizeInvalid)
+                .status(StatusCode::PAYLOAD_TOO_LARGE)
+                .message(format!("request body exceeds {limit} bytes")))
+        }
         Err(e) => Err(ApiError::new(ErrorCode::Unknown)
             .status(StatusCode::BAD_REQUEST)
             .message(format!("reading the request body failed: {e}"))),
@@ -1490,7 +1642,9 @@ async fn read_limited(body: Incoming, limit: u64) -> Result<Bytes, ApiError> {
 }
 
 /// Runs blocking storage work off the async threads.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> io::Result<T> + Send + 'static) -> Result<T, ApiError> {
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> io::Result<T> + Send + 'static,
+) -> Result<T, ApiError> {
     match tokio::task::spawn_blocking(f).await {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(ApiError::internal(e)),
@@ -1508,11 +1662,26 @@ mod tests {
         assert_eq!(parse_route("/v2/"), Route::Base);
         assert_eq!(parse_route("/v2/_catalog"), Route::Catalog);
         assert_eq!(parse_route("/v2/a/b/tags/list"), Route::Tags("a/b"));
-        assert_eq!(parse_route("/v2/a/manifests/latest"), Route::Manifest("a", "latest"));
-        assert_eq!(parse_route("/v2/a/blobs/sha256:x"), Route::Blob("a", "sha256:x"));
-        assert_eq!(parse_route("/v2/a/b/blobs/uploads/"), Route::UploadStart("a/b"));
-        assert_eq!(parse_route("/v2/a/blobs/uploads/abc"), Route::Upload("a", "abc"));
-        assert_eq!(parse_route("/v2/a/referrers/sha256:x"), Route::Referrers("a", "sha256:x"));
+        assert_eq!(
+            parse_route("/v2/a/manifests/latest"),
+            Route::Manifest("a", "latest")
+        );
+        assert_eq!(
+            parse_route("/v2/a/blobs/sha256:x"),
+            Route::Blob("a", "sha256:x")
+        );
+        assert_eq!(
+            parse_route("/v2/a/b/blobs/uploads/"),
+            Route::UploadStart("a/b")
+        );
+        assert_eq!(
+            parse_route("/v2/a/blobs/uploads/abc"),
+            Route::Upload("a", "abc")
+        );
+        assert_eq!(
+            parse_route("/v2/a/referrers/sha256:x"),
+            Route::Referrers("a", "sha256:x")
+        );
         // Names may contain route words.
         assert_eq!(
             parse_route("/v2/blobs/manifests/manifests/v1"),

@@ -322,9 +322,11 @@ impl Storage {
         self.write_atomic(&self.revision_path(name, d), media_type.as_bytes())?;
         if let Some((subject, desc)) = referrer_of {
             let json = serde_json::to_vec(desc).map_err(io::Error::other)?;
-            let file = self
-                .referrer_dir(name, subject)
-                .join(format!("{}-{}", d.algorithm().as_str(), d.hex()));
+            let file = self.referrer_dir(name, subject).join(format!(
+                "{}-{}",
+                d.algorithm().as_str(),
+                d.hex()
+            ));
             self.write_atomic(&file, &json)?;
         }
         if let Some(tag) = tag {
@@ -351,10 +353,11 @@ impl Storage {
             }
         }
         if let Some(s) = subject {
-            let _ = fs::remove_file(
-                self.referrer_dir(name, s)
-                    .join(format!("{}-{}", d.algorithm().as_str(), d.hex())),
-            );
+            let _ = fs::remove_file(self.referrer_dir(name, s).join(format!(
+                "{}-{}",
+                d.algorithm().as_str(),
+                d.hex()
+            )));
         }
         Ok(true)
     }
@@ -571,9 +574,11 @@ impl Storage {
                 .filter_map(|f| fs::metadata(path.join(f)).and_then(|m| m.modified()).ok())
                 .max()
                 .or_else(|| e.metadata().and_then(|m| m.modified()).ok());
-            let idle = newest
-                .and_then(|t| now.duration_since(t).ok())
-                .unwrap_or(Duration::MAX);
+            // Touched after `now` (a request in flight): not idle at all.
+            let idle = match newest {
+                Some(t) => now.duration_since(t).unwrap_or(Duration::ZERO),
+                None => Duration::MAX,
+            };
             if idle >= expiry && fs::remove_dir_all(&path).is_ok() {
                 n += 1;
             }
