@@ -553,6 +553,24 @@ pub trait Backend: Send + Sync + 'static {
         not_implemented!("PUT /containers/{id}/archive")
     }
 
+    /// `GET /containers/{id}/export`: the container's filesystem as a tar.
+    fn container_export(
+        &self,
+        _ctx: RequestContext,
+        _id: String,
+    ) -> impl Future<Output = Result<ByteStream, ApiError>> + Send {
+        not_implemented!("GET /containers/{id}/export")
+    }
+
+    /// `POST /containers/prune?filters=`.
+    fn container_prune(
+        &self,
+        _ctx: RequestContext,
+        _filters: Filters,
+    ) -> impl Future<Output = Result<ContainersPruneReport, ApiError>> + Send {
+        not_implemented!("POST /containers/prune")
+    }
+
     // ----- exec -----
 
     /// `POST /containers/{id}/exec` → 201 `{"Id"}`.
@@ -684,6 +702,15 @@ pub trait Backend: Send + Sync + 'static {
         not_implemented!("GET /images/get")
     }
 
+    /// `POST /images/prune?filters=`.
+    fn image_prune(
+        &self,
+        _ctx: RequestContext,
+        _filters: Filters,
+    ) -> impl Future<Output = Result<ImagesPruneReport, ApiError>> + Send {
+        not_implemented!("POST /images/prune")
+    }
+
     /// `POST /commit` → 201 `{"Id":"sha256:…"}`.
     fn commit(
         &self,
@@ -752,6 +779,15 @@ pub trait Backend: Send + Sync + 'static {
         not_implemented!("DELETE /volumes/{name}")
     }
 
+    /// `POST /volumes/prune?filters=`.
+    fn volume_prune(
+        &self,
+        _ctx: RequestContext,
+        _filters: Filters,
+    ) -> impl Future<Output = Result<VolumesPruneReport, ApiError>> + Send {
+        not_implemented!("POST /volumes/prune")
+    }
+
     // ----- networks -----
 
     /// `GET /networks?filters=`.
@@ -810,5 +846,14 @@ pub trait Backend: Send + Sync + 'static {
         _body: NetworkDisconnectRequest,
     ) -> impl Future<Output = Result<(), ApiError>> + Send {
         not_implemented!("POST /networks/{id}/disconnect")
+    }
+
+    /// `POST /networks/prune?filters=`.
+    fn network_prune(
+        &self,
+        _ctx: RequestContext,
+        _filters: Filters,
+    ) -> impl Future<Output = Result<NetworksPruneReport, ApiError>> + Send {
+        not_implemented!("POST /networks/prune")
     }
 }

@@ -1138,6 +1138,22 @@ async fn unimplemented_operations_are_501_with_a_clear_message() {
     )
     .await;
     assert_eq!(resp.body_str(), "{\"message\":\"POST /containers/{id}/pause is not implemented by the berth daemon yet\"}\n");
+    for (method, path, what) in [
+        ("POST", "/v1.41/containers/prune", "POST /containers/prune"),
+        ("GET", "/v1.41/swarm", "swarm mode"),
+        (
+            "POST",
+            "/v1.41/containers/x/update",
+            "POST /containers/{id}/update",
+        ),
+    ] {
+        let resp = roundtrip(&server, &cli_request(method, path, None)).await;
+        assert_eq!(resp.status, 501);
+        assert_eq!(
+            resp.body_str(),
+            format!("{{\"message\":\"{what} is not implemented by the berth daemon yet\"}}\n")
+        );
+    }
     // The server's own answers work without any backend support.
     assert_eq!(
         roundtrip(&server, &cli_request("HEAD", "/_ping", None))

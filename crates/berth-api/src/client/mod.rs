@@ -744,6 +744,44 @@ impl Client {
         Ok(())
     }
 
+    /// `GET /containers/{id}/export`: the filesystem as a tar.
+    pub async fn container_export(&self, id: &str) -> Result<ClientStream<Bytes>> {
+        let resp = self
+            .call(
+                Method::GET,
+                &format!("/containers/{}/export", seg(id)),
+                &[],
+                &[],
+                empty_body(),
+            )
+            .await?;
+        Ok(byte_stream(resp))
+    }
+
+    pub async fn container_prune(&self, filters: &Filters) -> Result<ContainersPruneReport> {
+        let mut q = Vec::new();
+        push_filters(&mut q, filters);
+        self.call_json(Method::POST, "/containers/prune", &q).await
+    }
+
+    pub async fn image_prune(&self, filters: &Filters) -> Result<ImagesPruneReport> {
+        let mut q = Vec::new();
+        push_filters(&mut q, filters);
+        self.call_json(Method::POST, "/images/prune", &q).await
+    }
+
+    pub async fn volume_prune(&self, filters: &Filters) -> Result<VolumesPruneReport> {
+        let mut q = Vec::new();
+        push_filters(&mut q, filters);
+        self.call_json(Method::POST, "/volumes/prune", &q).await
+    }
+
+    pub async fn network_prune(&self, filters: &Filters) -> Result<NetworksPruneReport> {
+        let mut q = Vec::new();
+        push_filters(&mut q, filters);
+        self.call_json(Method::POST, "/networks/prune", &q).await
+    }
+
     // ----- exec -----
 
     pub async fn exec_create(&self, container: &str, config: &ExecConfig) -> Result<IdResponse> {

@@ -359,3 +359,42 @@ impl AuthConfig {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid X-Registry-Auth header: {0}")]
 pub struct AuthHeaderError(pub String);
+
+wire! {
+    /// `POST /containers/prune`.
+    #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    pub struct ContainersPruneReport {
+        pub containers_deleted: Option<Vec<String>>,
+        pub space_reclaimed: u64,
+    }
+}
+
+wire! {
+    /// `POST /images/prune`.
+    #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    pub struct ImagesPruneReport {
+        pub images_deleted: Option<Vec<super::ImageDeleteResponseItem>>,
+        pub space_reclaimed: u64,
+    }
+}
+
+wire! {
+    /// `POST /volumes/prune`.
+    #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    pub struct VolumesPruneReport {
+        pub volumes_deleted: Option<Vec<String>>,
+        pub space_reclaimed: u64,
+    }
+}
+
+wire! {
+    /// `POST /networks/prune`.
+    #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    pub struct NetworksPruneReport {
+        pub networks_deleted: Option<Vec<String>>,
+    }
+}

@@ -445,6 +445,16 @@ async fn dispatch<B: Backend>(
             response::no_body(ok)
         }
 
+        ContainerExport(id) => {
+            let tar = b.container_export(ctx, id).await?;
+            streaming(TAR, response::stream_body(tar))
+        }
+        ContainerPrune => response::json(ok, &b.container_prune(ctx, q.filters()?).await?),
+        ImagePrune => response::json(ok, &b.image_prune(ctx, q.filters()?).await?),
+        VolumePrune => response::json(ok, &b.volume_prune(ctx, q.filters()?).await?),
+        NetworkPrune => response::json(ok, &b.network_prune(ctx, q.filters()?).await?),
+        Unsupported(what) => return Err(ApiError::not_implemented(what)),
+
         // berth has no plugin system: the list is truthfully empty and every name is unknown
         // (the Docker CLI's `inspect` of an unknown object ends with this lookup).
         PluginList => response::json(ok, &Vec::<serde_json::Value>::new()),

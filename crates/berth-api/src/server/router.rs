@@ -68,6 +68,14 @@ pub enum Route {
     NetworkDisconnect(String),
     PluginList,
     PluginInspect(String),
+    ContainerExport(String),
+    ContainerPrune,
+    ImagePrune,
+    VolumePrune,
+    NetworkPrune,
+    /// A Docker endpoint berth does not offer (swarm, plugins management, search, update):
+    /// answered with 501 and the operation's name instead of `page not found`.
+    Unsupported(&'static str),
 }
 
 /// A matched request: the version from a `/v1.NN` prefix (if any) and the route.
@@ -125,6 +133,8 @@ fn match_route(method: &Method, segs: &[&str]) -> Option<Route> {
             ["containers", id, "changes"] => ContainerChanges(s(id)),
             ["containers", id, "stats"] => ContainerStats(s(id)),
             ["containers", id, "archive"] => ContainerArchiveGet(s(id)),
+            ["containers", id, "export"] => ContainerExport(s(id)),
+            ["images", "search"] => Unsupported("GET /images/search"),
             ["exec", id, "json"] => ExecInspect(s(id)),
             ["images", "json"] => ImageList,
             ["images", "get"] => ImagesGet,
@@ -139,6 +149,12 @@ fn match_route(method: &Method, segs: &[&str]) -> Option<Route> {
             ["networks"] => NetworkList,
             ["networks", id] => NetworkInspect(s(id)),
             ["plugins"] => PluginList,
+            ["swarm", ..]
+            | ["services", ..]
+            | ["nodes", ..]
+            | ["tasks", ..]
+            | ["secrets", ..]
+            | ["configs", ..] => Unsupported("swarm mode"),
             ["plugins", name @ .., "json"] if !name.is_empty() => PluginInspect(join(name)),
             _ => return None,
         }
@@ -162,6 +178,15 @@ fn match_route(method: &Method, segs: &[&str]) -> Option<Route> {
             ["exec", id, "start"] => ExecStart(s(id)),
             ["exec", id, "resize"] => ExecResize(s(id)),
             ["images", "create"] => ImageCreate,
+            ["containers", "prune"] => ContainerPrune,
+            ["images", "prune"] => ImagePrune,
+            ["volumes", "prune"] => VolumePrune,
+            ["networks", "prune"] => NetworkPrune,
+            ["build", "prune"] => Unsupported("POST /build/prune"),
+            ["containers", _, "update"] => Unsupported("POST /containers/{id}/update"),
+            ["session"] => Unsupported("POST /session (BuildKit)"),
+            ["swarm", ..] => Unsupported("swarm mode"),
+            ["plugins", ..] => Unsupported("plugin management"),
             ["images", "load"] => ImageLoad,
             ["images", name @ .., "push"] if !name.is_empty() => ImagePush(join(name)),
             ["images", name @ .., "tag"] if !name.is_empty() => ImageTag(join(name)),
@@ -293,6 +318,41 @@ mod tests {
         assert_eq!(
             r(Method::GET, "/plugins/doesnotexist/json"),
             Some(Route::PluginInspect("doesnotexist".into()))
+        );
+    }
+
+    #[test]
+    fn prune_export_and_unsupported() {
+        assert_eq!(
+            r(Method::POST, "/v1.41/containers/prune"),
+            Some(Route::ContainerPrune)
+        );
+        assert_eq!(r(Method::POST, "/images/prune"), Some(Route::ImagePrune));
+        assert_eq!(r(Method::POST, "/volumes/prune"), Some(Route::VolumePrune));
+        assert_eq!(
+            r(Method::POST, "/networks/prune"),
+            Some(Route::NetworkPrune)
+        );
+        assert_eq!(
+            r(Method::GET, "/containers/x/export"),
+            Some(Route::ContainerExport("x".into()))
+        );
+        assert_eq!(
+            r(Method::GET, "/v1.41/swarm"),
+            Some(Route::Unsupported("swarm mode"))
+        );
+        assert_eq!(
+            r(Method::GET, "/services/abc"),
+            Some(Route::Unsupported("swarm mode"))
+        );
+        assert_eq!(
+            r(Method::POST, "/containers/x/update"),
+            Some(Route::Unsupported("POST /containers/{id}/update"))
+        );
+        assert_eq!(r(Method::GET, "/plugins"), Some(Route::PluginList));
+        assert_eq!(
+            r(Method::POST, "/plugins/pull"),
+            Some(Route::Unsupported("plugin management"))
         );
     }
 
