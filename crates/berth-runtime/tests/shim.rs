@@ -16,6 +16,18 @@ async fn echo_hello_log_and_framed_attach() {
     let c = f.spawn(&f.shim_options()).await;
     assert!(c.init_pid() > 0);
     assert_eq!(c.info().await.unwrap().state, "created");
+    {
+        use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+        let m = std::fs::metadata(f.bundle.join("shim.sock")).unwrap();
+        assert!(m.file_type().is_socket());
+        assert_eq!(m.permissions().mode() & 0o777, 0o600);
+        let pid: i32 = std::fs::read_to_string(f.bundle.join("shim.pid"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert_eq!(pid, c.shim_pid());
+    }
     // Attach before start: nothing may be lost.
     let a = c.attach(false, true, true).await.unwrap();
     assert!(!a.tty());

@@ -273,10 +273,14 @@ async fn request(bundle: &Path, req: &Request) -> Result<(UnixStream, Response),
     let mut stream = loop {
         match UnixStream::connect(&sock).await {
             Ok(s) => break s,
+            // No socket, nobody listening, or the listener closed while we were queued:
+            // the shim is gone (or going) and exit.json, if any, has the result.
             Err(e)
                 if matches!(
                     e.kind(),
-                    io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused
+                    io::ErrorKind::NotFound
+                        | io::ErrorKind::ConnectionRefused
+                        | io::ErrorKind::ConnectionReset
                 ) =>
             {
                 return Err(gone(bundle))
