@@ -383,3 +383,54 @@ async fn exec_and_streams() {
     assert_eq!(err.status(), Some(http::StatusCode::NOT_IMPLEMENTED));
     let _ = StreamExt::boxed(stream::empty::<()>());
 }
+
+#[tokio::test]
+async fn works_over_tcp_too() {
+    let fake = Fake::new();
+    let listener = berth_api::server::Listener::bind_tcp("127.0.0.1:0")
+        .await
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(berth_api::server::serve(
+        vec![listener],
+        std::sync::Arc::new(FakeBackend(fake.clone())),
+        async {
+            let _ = rx.await;
+        },
+    ));
+    let client = Client::from_host(&format!("tcp://{addr}")).unwrap();
+    assert_eq!(client.version().await.unwrap().api_version, "1.43");
+    client
+        .container_create(
+            Some("t"),
+            None,
+            &body(&["echo", "over", "tcp"], false, false),
+        )
+        .await
+        .unwrap();
+    let mut conn = client
+        .container_attach(
+            "t",
+            &AttachOptions {
+                stream: true,
+                stdout: true,
+                stderr: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(conn.is_raw_socket());
+    client.container_start("t").await.unwrap();
+    let mut out = Vec::new();
+    conn.read_to_end(&mut out).await.unwrap();
+    assert_eq!(&out[8..], b"over tcp\n");
+    assert!(
+        fake.calls()
+            .contains(&"attach_io raw_socket=true".to_string()),
+        "server side unwrapped the TcpStream"
+    );
+    tx.send(()).unwrap();
+    task.await.unwrap().unwrap();
+}

@@ -1262,3 +1262,30 @@ async fn shutdown_closes_streams_and_sessions_after_the_grace_period() {
         .unwrap();
     assert!(rest.is_empty(), "the hijacked session was closed");
 }
+
+/// Stdin bytes sent in the same packet as the attach request are read by hyper along with the
+/// head; they must reach the session first (the `Hijacked` prefix).
+#[tokio::test]
+async fn bytes_sent_with_the_attach_request_are_not_lost() {
+    let (_fake, server) = started_fake().await;
+    let id = create(&server, None, &create_body(r#"["cat"]"#, false, true)).await;
+    let mut attach = server.connect().await;
+    let mut req = attach_request(&id, true);
+    req.extend_from_slice(b"early bytes\n");
+    attach.write_all(&req).await.unwrap();
+    assert_eq!(read_head(&mut attach).await.0, 101);
+    roundtrip(
+        &server,
+        &cli_request("POST", &format!("/v1.41/containers/{id}/start"), None),
+    )
+    .await;
+    attach.write_all(b"late bytes\n").await.unwrap();
+    attach.shutdown().await.unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(T, attach.read_to_end(&mut out))
+        .await
+        .unwrap()
+        .unwrap();
+    let payload: Vec<u8> = frames(&out).into_iter().flat_map(|(_, p)| p).collect();
+    assert_eq!(payload, b"early bytes\nlate bytes\n");
+}

@@ -95,6 +95,14 @@ impl Listener {
         }
     }
 
+    /// The bound address of a TCP listener (useful after binding port 0).
+    pub fn local_addr(&self) -> Option<std::net::SocketAddr> {
+        match self {
+            Self::Tcp(l) => l.local_addr().ok(),
+            Self::Unix { .. } => None,
+        }
+    }
+
     fn describe(&self) -> String {
         match self {
             Self::Unix { path, .. } => format!("unix://{}", path.display()),
