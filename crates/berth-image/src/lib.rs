@@ -6,6 +6,10 @@ pub mod compress;
 pub mod digest;
 pub mod fsutil;
 pub mod reference;
+pub mod tarapply;
+
+#[cfg(test)]
+pub(crate) mod testutil;
 
 pub use digest::Digest;
 pub use reference::Reference;
