@@ -3,8 +3,10 @@
 
 pub mod cas;
 pub mod compress;
+pub mod config;
 pub mod digest;
 pub mod fsutil;
+pub mod layer;
 pub mod reference;
 pub mod tarapply;
 
