@@ -444,17 +444,22 @@ async fn shim_rss_is_small() {
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|v| v.parse().ok())
         .unwrap();
-    let pss_kb: Option<u64> =
-        std::fs::read_to_string(format!("/proc/{}/smaps_rollup", c.shim_pid()))
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find(|l| l.starts_with("Pss:"))
-                    .and_then(|l| l.split_whitespace().nth(1))
-                    .and_then(|v| v.parse().ok())
-            });
-    println!("idle shim RSS: {rss_kb} KiB, PSS: {pss_kb:?} KiB");
-    // Where the resident pages are (shared library text counts fully in RSS).
+    let rollup =
+        std::fs::read_to_string(format!("/proc/{}/smaps_rollup", c.shim_pid())).unwrap_or_default();
+    let field = |name: &str| -> u64 {
+        rollup
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    println!(
+        "idle shim RSS: {rss_kb} KiB, PSS: {} KiB, private: {} KiB (dirty {} KiB)",
+        field("Pss:"),
+        field("Private_Clean:") + field("Private_Dirty:"),
+        field("Private_Dirty:")
+    ); // Where the resident pages are (shared library text counts fully in RSS).
     let smaps =
         std::fs::read_to_string(format!("/proc/{}/smaps", c.shim_pid())).unwrap_or_default();
     let mut by_map: std::collections::BTreeMap<String, u64> = Default::default();
@@ -486,8 +491,8 @@ async fn shim_survives_kill_9_of_its_daemon() {
     let f = Fixture::new("orphan");
     f.write_spec(&f.spec_opts(&["sh", "-c", "read x; echo after-daemon-death; exit 9"]));
     // A stand-in daemon process spawns the shim, then dies by SIGKILL.
-    let mut daemon = std::process::Command::new(env!("CARGO_BIN_EXE_berth-runtime-test-shim"))
-        .arg("spawn")
+    let mut daemon = std::process::Command::new(env!("CARGO_BIN_EXE_berth-runtime-test-daemon"))
+        .arg(env!("CARGO_BIN_EXE_berth-runtime-test-shim"))
         .arg(&f.id)
         .arg(&f.bundle)
         .arg(&f.runtime.path)

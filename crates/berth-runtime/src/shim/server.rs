@@ -504,7 +504,14 @@ impl Shim {
             if self.state == State::Exited {
                 let deadline =
                     *drain_deadline.get_or_insert_with(|| Instant::now() + DRAIN_TIMEOUT);
-                if (self.out.is_none() && self.err.is_none()) || Instant::now() >= deadline {
+                if self.out.is_none() && self.err.is_none() {
+                    break;
+                }
+                if Instant::now() >= deadline {
+                    diag!(
+                        "output still open {}s after init exited (processes outside the container's pid namespace?); closing it",
+                        DRAIN_TIMEOUT.as_secs()
+                    );
                     break;
                 }
             }
@@ -1047,6 +1054,12 @@ impl Shim {
                 }
             }
             self.drop_dead_clients();
+        }
+        if !self.clients.is_empty() {
+            diag!(
+                "{} attach client(s) did not take the last output in time",
+                self.clients.len()
+            );
         }
         for c in self.clients.iter_mut() {
             c.dead = true;
