@@ -183,7 +183,7 @@ pub enum NetworkNs {
     New,
     /// The host's namespace (`--network host`).
     Host,
-    /// Join an existing namespace (a bind-mounted netns file or /proc/<pid>/ns/net).
+    /// Join an existing namespace (a bind-mounted netns file or `/proc/<pid>/ns/net`).
     Path(PathBuf),
 }
 
@@ -316,7 +316,7 @@ pub struct SpecOptions {
     /// Whether the host accounts swap (see [`crate::cgroups::swap_accounting`]); when false,
     /// swap limits are left out like Docker does.
     pub swap_accounting: bool,
-    /// cgroups path, e.g. "/berth/<id>".
+    /// cgroups path, e.g. `/berth/<id>`.
     pub cgroups_path: Option<String>,
     /// `--ulimit`.
     pub ulimits: Vec<Ulimit>,
