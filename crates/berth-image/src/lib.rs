@@ -8,6 +8,7 @@ pub mod digest;
 pub mod fsutil;
 pub mod layer;
 pub mod reference;
+pub mod rwlayer;
 pub mod tarapply;
 
 #[cfg(test)]
