@@ -275,8 +275,8 @@ impl Registry {
             }
         };
         let ident = self.authenticate(&req, peer, secure, &need).await?;
-        self.authorize(&req, secure, &ident, &need)?;
         account.clone_from(&ident.account);
+        self.authorize(&req, secure, &ident, &need)?;
         match route {
             Route::Base => Ok(Response::builder()
                 .status(StatusCode::OK)
@@ -458,7 +458,34 @@ impl Registry {
         ident: &Identity,
         need: &Need,
     ) -> Result<(), ApiError> {
-        let denied = || ApiError::new(ErrorCode::Denied);
+        // DENIED. With tokens it is answered as distribution's token auth does — 401 with
+        // RFC 6750's `error="insufficient_scope"` challenge — because dockerd 20.10 retries a
+        // 403 on blob uploads for a minute and then prints a bare "denied"; with the challenge
+        // it stops at once and prints "denied: requested access to the resource is denied".
+        // Basic mode answers 403, plus the same challenge parameter for bodiless HEAD answers.
+        // The detail matters too: dockerd turns a DENIED without detail into a bare error
+        // code, which it neither explains nor stops retrying.
+        let detail = match need {
+            Need::Repo(name, a) => serde_json::json!([{
+                "Type": "repository", "Name": name, "Action": a.as_str()
+            }]),
+            _ => serde_json::json!([{ "Type": "registry", "Name": "catalog", "Action": "*" }]),
+        };
+        let denied = || match self.mode {
+            AuthMode::Token { .. } => ApiError::new(ErrorCode::Denied)
+                .detail(detail.clone())
+                .status(StatusCode::UNAUTHORIZED)
+                .header(
+                    header::WWW_AUTHENTICATE,
+                    self.bearer_challenge(req, secure, need, Some("insufficient_scope")),
+                ),
+            _ => ApiError::new(ErrorCode::Denied)
+                .detail(detail.clone())
+                .header(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer error=\"insufficient_scope\""),
+                ),
+        };
         match &self.mode {
             AuthMode::Open => match need {
                 Need::Base | Need::Catalog => Ok(()),
