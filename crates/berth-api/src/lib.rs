@@ -17,6 +17,7 @@ pub mod filters;
 mod hijack;
 pub mod query;
 pub mod server;
+pub mod units;
 mod version;
 
 pub use backend::*;

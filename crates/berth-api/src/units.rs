@@ -176,7 +176,11 @@ mod tests {
         assert_eq!(from_human_size("10m"), Ok(10_000_000));
         assert_eq!(from_human_size("2.5kB"), Ok(2500));
         for bad in ["", "m", "1x", "-1", "1.2.3", "1mb5", ".5m"] {
-            assert_eq!(ram_in_bytes(bad), Err(InvalidSize(bad.to_string())), "{bad}");
+            assert_eq!(
+                ram_in_bytes(bad),
+                Err(InvalidSize(bad.to_string())),
+                "{bad}"
+            );
         }
         assert_eq!(
             ram_in_bytes("1x").unwrap_err().to_string(),
@@ -187,7 +191,10 @@ mod tests {
     #[test]
     fn durations_as_docker_prints_them() {
         let s = Duration::from_secs;
-        assert_eq!(human_duration(Duration::from_millis(300)), "Less than a second");
+        assert_eq!(
+            human_duration(Duration::from_millis(300)),
+            "Less than a second"
+        );
         assert_eq!(human_duration(s(1)), "1 second");
         assert_eq!(human_duration(s(59)), "59 seconds");
         assert_eq!(human_duration(s(60)), "About a minute");
