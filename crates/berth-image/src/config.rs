@@ -167,7 +167,7 @@ pub struct ContainerConfig {
 }
 
 /// `Healthcheck`; durations are nanoseconds, as in Docker's JSON.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Healthcheck {
     #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Vec::is_empty")]

@@ -411,6 +411,18 @@ impl LayerStore {
         Ok(removed)
     }
 
+    /// Runs `f` (a deletion) under the pin lock unless `d` is pinned. Blobs share the pin
+    /// table with layers. Returns whether `f` ran.
+    pub(crate) fn with_unpinned(&self, d: &Digest, f: impl FnOnce()) -> bool {
+        let pins = lock(&self.pins);
+        if pins.contains_key(d) {
+            return false;
+        }
+        f();
+        drop(pins);
+        true
+    }
+
     /// Deletes a layer unless pinned: renamed to `.trash-*` under the pin lock (so no apply
     /// can find it half-deleted), then removed.
     fn remove_unpinned(&self, c: &ChainId) -> Result<bool, LayerError> {
