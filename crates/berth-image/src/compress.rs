@@ -48,9 +48,9 @@ const MAGIC_LEN: usize = 6;
 
 /// Wraps `r` in the right decoder after peeking at its first bytes. The peeked bytes are
 /// not lost: they are chained back in front of the stream.
-pub fn decompress<'a, R: Read + Send + 'a>(
+pub fn decompress<'a, R: Read + 'a>(
     mut r: R,
-) -> io::Result<(Compression, Box<dyn Read + Send + 'a>)> {
+) -> io::Result<(Compression, Box<dyn Read + 'a>)> {
     let mut head = [0u8; MAGIC_LEN];
     let mut n = 0;
     while n < MAGIC_LEN {
@@ -63,7 +63,7 @@ pub fn decompress<'a, R: Read + Send + 'a>(
     }
     let kind = Compression::detect(&head[..n]);
     let stream = Cursor::new(head[..n].to_vec()).chain(r);
-    let boxed: Box<dyn Read + Send + 'a> = match kind {
+    let boxed: Box<dyn Read + 'a> = match kind {
         Compression::None => Box::new(stream),
         Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(stream)),
         Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(stream)?),

@@ -1,6 +1,7 @@
 //! berth-image: references, content store, image configs, overlay2 layer snapshots,
 //! safe tar apply/diff, save/load/import. See docs/architecture.md.
 
+pub mod archive;
 pub mod cas;
 pub mod changes;
 pub mod compress;
