@@ -38,7 +38,11 @@ use crate::tarapply::clean_components;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LoadProgress {
     /// `{"status":"Loading layer","progressDetail":{"current","total"},"id":"<12 hex>"}`.
-    LoadingLayer { id: String, current: u64, total: u64 },
+    LoadingLayer {
+        id: String,
+        current: u64,
+        total: u64,
+    },
     /// A tag moved from another image to the loaded one (Docker: "The image X already
     /// exists, renaming the old one with ID Y to empty string").
     TagMoved { reference: String, old_id: Digest },
@@ -102,7 +106,9 @@ impl Spool {
             .ok_or_else(|| invalid(format!("invalid image archive: {what} {name:?} is missing")))?;
         let len = fs::metadata(&p).map_err(fsutil::ctx("stat", &p))?.len();
         if len > 64 * 1024 * 1024 {
-            return Err(invalid(format!("invalid image archive: {what} {name:?} is too large")));
+            return Err(invalid(format!(
+                "invalid image archive: {what} {name:?} is too large"
+            )));
         }
         Ok(fs::read(&p).map_err(fsutil::ctx("read", &p))?)
     }
@@ -147,7 +153,8 @@ fn spool_archive(r: &mut dyn Read, root: &Path) -> Result<Spool, ImageError> {
         .entries()
         .map_err(|e| invalid(format!("invalid image archive: {e}")))?;
     for entry in entries {
-        let mut entry = entry.map_err(|e| invalid(format!("invalid or truncated image archive: {e}")))?;
+        let mut entry =
+            entry.map_err(|e| invalid(format!("invalid or truncated image archive: {e}")))?;
         let raw = entry.path_bytes().into_owned();
         let shown = String::from_utf8_lossy(&raw).into_owned();
         let name = normalize(std::str::from_utf8(&raw).unwrap_or("\u{0}")).ok_or_else(|| {
@@ -360,17 +367,17 @@ fn collect_manifests(
             let bytes = read_blob_checked(spool, d)?;
             let v: Value = serde_json::from_slice(&bytes)
                 .map_err(|e| invalid(format!("invalid image index {}: {e}", d.digest)))?;
-            let list: Vec<Descriptor> = serde_json::from_value(
-                v.get("manifests").cloned().unwrap_or(Value::Array(vec![])),
-            )
-            .map_err(|e| invalid(format!("invalid image index {}: {e}", d.digest)))?;
+            let list: Vec<Descriptor> =
+                serde_json::from_value(v.get("manifests").cloned().unwrap_or(Value::Array(vec![])))
+                    .map_err(|e| invalid(format!("invalid image index {}: {e}", d.digest)))?;
             let pick: Vec<Descriptor> = {
                 let matching: Vec<Descriptor> = list
                     .iter()
                     .filter(|m| match &m.platform {
                         Some(p) => {
                             p.get("os").and_then(Value::as_str) == Some("linux")
-                                && p.get("architecture").and_then(Value::as_str) == Some(host_arch())
+                                && p.get("architecture").and_then(Value::as_str)
+                                    == Some(host_arch())
                         }
                         None => true,
                     })
@@ -433,7 +440,9 @@ fn plan_oci(spool: &Spool) -> Result<Vec<Plan>, ImageError> {
                             tags.push(r.with_default_tag())
                         }
                     }
-                    _ => tracing::debug!(annotation = %n, "OCI ref name is not a full reference; loading untagged"),
+                    _ => {
+                        tracing::debug!(annotation = %n, "OCI ref name is not a full reference; loading untagged")
+                    }
                 }
             }
         }
@@ -505,8 +514,8 @@ fn load_inner(
     progress: &mut dyn FnMut(LoadProgress),
 ) -> Result<Vec<LoadedImage>, ImageError> {
     let spool_dir = store.tmp_dir("load-")?;
-    let (_, mut r) = compress::decompress(reader)
-        .map_err(|e| invalid(format!("invalid image archive: {e}")))?;
+    let (_, mut r) =
+        compress::decompress(reader).map_err(|e| invalid(format!("invalid image archive: {e}")))?;
     let spool = spool_archive(&mut r, spool_dir.path())?;
     // drain what follows the end-of-archive marker
     let _ = io::copy(&mut r, &mut io::sink());
@@ -547,7 +556,9 @@ fn load_inner(
         for (i, (path, expected, media_type)) in p.layers.iter().enumerate() {
             let diff_id = &p.config.rootfs.diff_ids[i];
             let parent = layers.last().map(|l| l.chain_id.clone());
-            let file = spool.path(path).ok_or_else(|| invalid(format!("layer {path:?} is missing")))?;
+            let file = spool
+                .path(path)
+                .ok_or_else(|| invalid(format!("layer {path:?} is missing")))?;
             // 1. the blob, into the content store (a rename from the spool)
             let (blob, size) = match moved.get(&file) {
                 Some((d, s, _)) => (d.clone(), *s),
@@ -587,8 +598,8 @@ fn load_inner(
                 store.apply_layer_blob(parent.as_ref(), &blob, Some(diff_id))?
             } else {
                 let f = store.content().open_blob(&blob)?;
-                let (_, dec) = compress::decompress(f)
-                    .map_err(|e| invalid(format!("layer {path}: {e}")))?;
+                let (_, dec) =
+                    compress::decompress(f).map_err(|e| invalid(format!("layer {path}: {e}")))?;
                 let total = if head == Compression::None { size } else { 0 };
                 let mut pr = ProgressReader {
                     inner: dec,
@@ -766,9 +777,20 @@ pub fn save(store: &ImageStore, names: &[String], w: &mut dyn Write) -> Result<(
                 tar_dir(&mut b, &format!("{v1}/"), mtime).map_err(io_err)?;
                 tar_file(&mut b, &format!("{v1}/VERSION"), 3, mtime, &mut &b"1.0"[..])
                     .map_err(io_err)?;
-                let v1_json = v1_json(&v1, parent_v1.as_deref(), &img.config, i + 1 == img.layers.len());
-                tar_file(&mut b, &format!("{v1}/json"), v1_json.len() as u64, mtime, &mut &v1_json[..])
-                    .map_err(io_err)?;
+                let v1_json = v1_json(
+                    &v1,
+                    parent_v1.as_deref(),
+                    &img.config,
+                    i + 1 == img.layers.len(),
+                );
+                tar_file(
+                    &mut b,
+                    &format!("{v1}/json"),
+                    v1_json.len() as u64,
+                    mtime,
+                    &mut &v1_json[..],
+                )
+                .map_err(io_err)?;
                 let blob = store.content().open_blob(&l.blob)?;
                 let (_, dec) = compress::decompress(blob)
                     .map_err(|e| ImageError::Internal(format!("layer {}: {e}", l.blob)))?;
@@ -799,8 +821,14 @@ pub fn save(store: &ImageStore, names: &[String], w: &mut dyn Write) -> Result<(
             parent_v1 = Some(v1);
         }
         let config_name = format!("{}.json", id.hex());
-        tar_file(&mut b, &config_name, config_bytes.len() as u64, mtime, &mut &config_bytes[..])
-            .map_err(io_err)?;
+        tar_file(
+            &mut b,
+            &config_name,
+            config_bytes.len() as u64,
+            mtime,
+            &mut &config_bytes[..],
+        )
+        .map_err(io_err)?;
         let repo_tags: Vec<String> = tags.iter().map(|t| t.familiar()).collect();
         for t in tags {
             if let (Some(tag), Some(top)) = (t.tag(), parent_v1.as_ref()) {
@@ -818,11 +846,25 @@ pub fn save(store: &ImageStore, names: &[String], w: &mut dyn Write) -> Result<(
     }
     let manifest = serde_json::to_vec(&manifest)
         .map_err(|e| ImageError::Internal(format!("serialising manifest.json: {e}")))?;
-    tar_file(&mut b, "manifest.json", manifest.len() as u64, 0, &mut &manifest[..]).map_err(io_err)?;
+    tar_file(
+        &mut b,
+        "manifest.json",
+        manifest.len() as u64,
+        0,
+        &mut &manifest[..],
+    )
+    .map_err(io_err)?;
     if !repositories.is_empty() {
         let repos = serde_json::to_vec(&repositories)
             .map_err(|e| ImageError::Internal(format!("serialising repositories: {e}")))?;
-        tar_file(&mut b, "repositories", repos.len() as u64, 0, &mut &repos[..]).map_err(io_err)?;
+        tar_file(
+            &mut b,
+            "repositories",
+            repos.len() as u64,
+            0,
+            &mut &repos[..],
+        )
+        .map_err(io_err)?;
     }
     b.into_inner().map_err(io_err)?.flush().map_err(io_err)?;
     Ok(())
@@ -941,7 +983,12 @@ pub fn import(
         ..Default::default()
     };
     let bytes = image_config.to_bytes()?;
-    let layer = ImageLayer::from_applied(&applied, info.digest, MEDIA_TYPE_DOCKER_LAYER_TAR, info.size);
+    let layer = ImageLayer::from_applied(
+        &applied,
+        info.digest,
+        MEDIA_TYPE_DOCKER_LAYER_TAR,
+        info.size,
+    );
     let img = store.create_image(&bytes, &[layer], CreateOptions::default())?;
     drop(applied);
     if let Some(t) = tag {

@@ -243,7 +243,9 @@ impl ContentStore {
                 let name = ent.file_name();
                 match Digest::parse(&format!("{alg}:{}", name.to_string_lossy())) {
                     Ok(d) => out.push(d),
-                    Err(_) => tracing::warn!(path = %ent.path().display(), "ignoring stray file in the content store"),
+                    Err(_) => {
+                        tracing::warn!(path = %ent.path().display(), "ignoring stray file in the content store")
+                    }
                 }
             }
         }

@@ -57,8 +57,24 @@ pub struct Change {
 }
 
 const DOCKERFILE_INSTRUCTIONS: &[&str] = &[
-    "add", "arg", "cmd", "copy", "entrypoint", "env", "expose", "from", "healthcheck", "label",
-    "maintainer", "onbuild", "run", "shell", "stopsignal", "user", "volume", "workdir",
+    "add",
+    "arg",
+    "cmd",
+    "copy",
+    "entrypoint",
+    "env",
+    "expose",
+    "from",
+    "healthcheck",
+    "label",
+    "maintainer",
+    "onbuild",
+    "run",
+    "shell",
+    "stopsignal",
+    "user",
+    "volume",
+    "workdir",
 ];
 
 /// Parses `--change` values.
@@ -210,7 +226,10 @@ fn cmd_form(rest: &str) -> CmdForm {
 /// Splits `ENV`/`LABEL` arguments into (key, value) pairs, quotes kept for later expansion.
 fn name_vals(cmd: &str, rest: &str, line: usize) -> Result<Vec<(String, String)>, ChangesError> {
     if rest.is_empty() {
-        return Err(syntax(line, format!("{cmd} requires at least one argument")));
+        return Err(syntax(
+            line,
+            format!("{cmd} requires at least one argument"),
+        ));
     }
     let words = split_raw_words(rest).map_err(|m| syntax(line, m))?;
     if !words[0].contains('=') {
@@ -386,7 +405,10 @@ fn env_map(cfg: &ContainerConfig) -> BTreeMap<String, String> {
     cfg.env
         .iter()
         .flatten()
-        .filter_map(|e| e.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+        .filter_map(|e| {
+            e.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+        })
         .collect()
 }
 
@@ -435,7 +457,9 @@ fn healthcheck(rest: &str, line: usize) -> Result<Option<Healthcheck>, ChangesEr
     let mut s = rest;
     loop {
         let (w, r) = split_instruction(s);
-        let Some(flag) = w.strip_prefix("--") else { break };
+        let Some(flag) = w.strip_prefix("--") else {
+            break;
+        };
         let (name, value) = flag
             .split_once('=')
             .ok_or_else(|| syntax(line, format!("flag --{flag} requires a value")))?;
@@ -494,8 +518,8 @@ fn healthcheck(rest: &str, line: usize) -> Result<Option<Healthcheck>, ChangesEr
 
 const SIGNALS: &[&str] = &[
     "ABRT", "ALRM", "BUS", "CHLD", "CLD", "CONT", "FPE", "HUP", "ILL", "INT", "IO", "IOT", "KILL",
-    "PIPE", "POLL", "PROF", "PWR", "QUIT", "SEGV", "STKFLT", "STOP", "SYS", "TERM", "TRAP",
-    "TSTP", "TTIN", "TTOU", "URG", "USR1", "USR2", "VTALRM", "WINCH", "XCPU", "XFSZ",
+    "PIPE", "POLL", "PROF", "PWR", "QUIT", "SEGV", "STKFLT", "STOP", "SYS", "TERM", "TRAP", "TSTP",
+    "TTIN", "TTOU", "URG", "USR1", "USR2", "VTALRM", "WINCH", "XCPU", "XFSZ",
 ];
 
 fn valid_signal(s: &str) -> bool {
@@ -544,7 +568,10 @@ fn expose_ports(spec: &str, line: usize) -> Result<Vec<String>, ChangesError> {
         }
     };
     if hi < lo {
-        return Err(syntax(line, format!("invalid range specified for containerPort: {spec}")));
+        return Err(syntax(
+            line,
+            format!("invalid range specified for containerPort: {spec}"),
+        ));
     }
     Ok((lo..=hi).map(|p| format!("{p}/{proto}")).collect())
 }
@@ -574,9 +601,7 @@ pub fn apply(cfg: &mut ContainerConfig, changes: &[Change]) -> Result<(), Change
                 cfg.entrypoint = match form {
                     CmdForm::Exec(v) => Some(v.clone()),
                     CmdForm::Shell(s) if s.is_empty() => None,
-                    CmdForm::Shell(s) => {
-                        Some(shell(cfg).into_iter().chain([s.clone()]).collect())
-                    }
+                    CmdForm::Shell(s) => Some(shell(cfg).into_iter().chain([s.clone()]).collect()),
                 };
                 // Docker: ENTRYPOINT resets a CMD that was not set by these changes.
                 if !cmd_set {
@@ -701,7 +726,11 @@ mod tests {
         assert_eq!(c.cmd.unwrap(), vec!["/bin/sh", "-c", "echo $HOME"]);
         let c = run(&["CMD [\"a\"]", "ENTRYPOINT [\"/init\"]"]).unwrap();
         assert_eq!(c.entrypoint.unwrap(), vec!["/init"]);
-        assert_eq!(c.cmd.unwrap(), vec!["a"], "CMD from the same changes survives");
+        assert_eq!(
+            c.cmd.unwrap(),
+            vec!["a"],
+            "CMD from the same changes survives"
+        );
         let mut cfg = ContainerConfig {
             cmd: Some(vec!["old".into()]),
             ..Default::default()
@@ -779,7 +808,9 @@ mod tests {
 
     #[test]
     fn healthcheck_forms() {
-        let c = run(&["HEALTHCHECK --interval=30s --timeout=1m30s --retries=3 CMD curl -f http://x/"]).unwrap();
+        let c =
+            run(&["HEALTHCHECK --interval=30s --timeout=1m30s --retries=3 CMD curl -f http://x/"])
+                .unwrap();
         let h = c.healthcheck.unwrap();
         assert_eq!(h.test, vec!["CMD-SHELL", "curl -f http://x/"]);
         assert_eq!(h.interval, 30_000_000_000);
@@ -790,7 +821,10 @@ mod tests {
         let c = run(&["HEALTHCHECK NONE"]).unwrap();
         assert_eq!(c.healthcheck.unwrap().test, vec!["NONE"]);
         assert!(run(&["HEALTHCHECK --interval=1us CMD x"]).is_err());
-        assert!(run(&["HEALTHCHECK WAT x"]).unwrap_err().to_string().contains("Unknown type \"WAT\""));
+        assert!(run(&["HEALTHCHECK WAT x"])
+            .unwrap_err()
+            .to_string()
+            .contains("Unknown type \"WAT\""));
     }
 
     #[test]
@@ -813,7 +847,10 @@ mod tests {
         );
         assert!(run(&["EXPOSE 99999"]).is_err());
         assert!(run(&["EXPOSE 80/xyz"]).is_err());
-        assert!(run(&["USER a b"]).unwrap_err().to_string().contains("USER requires exactly one argument"));
+        assert!(run(&["USER a b"])
+            .unwrap_err()
+            .to_string()
+            .contains("USER requires exactly one argument"));
         assert!(run(&["ONBUILD ONBUILD RUN x"]).is_err());
         assert!(run(&["ONBUILD FROM x"]).is_err());
         assert!(run(&["VOLUME"]).is_err());

@@ -48,9 +48,7 @@ const MAGIC_LEN: usize = 6;
 
 /// Wraps `r` in the right decoder after peeking at its first bytes. The peeked bytes are
 /// not lost: they are chained back in front of the stream.
-pub fn decompress<'a, R: Read + 'a>(
-    mut r: R,
-) -> io::Result<(Compression, Box<dyn Read + 'a>)> {
+pub fn decompress<'a, R: Read + 'a>(mut r: R) -> io::Result<(Compression, Box<dyn Read + 'a>)> {
     let mut head = [0u8; MAGIC_LEN];
     let mut n = 0;
     while n < MAGIC_LEN {

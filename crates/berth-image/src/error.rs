@@ -74,9 +74,10 @@ impl ImageError {
             ImageError::Cas(e) if e.is_input_error() => ErrorKind::InvalidInput,
             ImageError::Cas(CasError::NotFound(_)) => ErrorKind::NotFound,
             ImageError::Layer(e) if e.is_input_error() => ErrorKind::InvalidInput,
-            ImageError::Cas(_) | ImageError::Layer(_) | ImageError::Io(_) | ImageError::Internal(_) => {
-                ErrorKind::Internal
-            }
+            ImageError::Cas(_)
+            | ImageError::Layer(_)
+            | ImageError::Io(_)
+            | ImageError::Internal(_) => ErrorKind::Internal,
         }
     }
 }

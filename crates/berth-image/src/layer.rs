@@ -74,7 +74,9 @@ pub struct LayerMeta {
 pub enum LayerError {
     #[error(transparent)]
     Apply(#[from] ApplyError),
-    #[error("layer diff ID mismatch: expected {expected}, got {actual}; the layer data is corrupt")]
+    #[error(
+        "layer diff ID mismatch: expected {expected}, got {actual}; the layer data is corrupt"
+    )]
     DiffIdMismatch { expected: DiffId, actual: DiffId },
     #[error("layer {0} is not present in the layer store")]
     NotFound(ChainId),
@@ -262,7 +264,8 @@ impl LayerStore {
                 });
             }
         }
-        let tmp = TempDir::new_in(&self.root, ".tmp-").map_err(fsutil::ctx("create", &self.root))?;
+        let tmp =
+            TempDir::new_in(&self.root, ".tmp-").map_err(fsutil::ctx("create", &self.root))?;
         let diff = tmp.path().join("diff");
         fs::create_dir(&diff).map_err(fsutil::ctx("create", &diff))?;
         use std::os::unix::fs::PermissionsExt;
@@ -495,7 +498,10 @@ mod tests {
             .unwrap();
         assert_eq!(
             ls.chain_dirs(&l2.meta.chain_id).unwrap(),
-            vec![ls.diff_dir(&l2.meta.chain_id), ls.diff_dir(&l1.meta.chain_id)]
+            vec![
+                ls.diff_dir(&l2.meta.chain_id),
+                ls.diff_dir(&l1.meta.chain_id)
+            ]
         );
         // pinned layers survive release
         let top_c = l2.meta.chain_id.clone();

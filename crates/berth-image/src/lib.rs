@@ -6,8 +6,8 @@ pub mod cas;
 pub mod changes;
 pub mod compress;
 pub mod config;
-pub mod error;
 pub mod digest;
+pub mod error;
 pub mod fsutil;
 pub mod layer;
 pub mod reference;
@@ -20,5 +20,5 @@ pub(crate) mod testutil;
 
 pub use digest::Digest;
 pub use error::{ErrorKind, ImageError};
-pub use store::{DeleteItem, HistoryItem, Image, ImageLayer, ImageStore};
 pub use reference::Reference;
+pub use store::{DeleteItem, HistoryItem, Image, ImageLayer, ImageStore};

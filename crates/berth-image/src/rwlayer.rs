@@ -129,7 +129,8 @@ impl LayerStore {
                 return Err(LayerError::NotFound(c.clone()));
             }
         }
-        let tmp = TempDir::new_in(&self.root, ".tmp-").map_err(fsutil::ctx("create", &self.root))?;
+        let tmp =
+            TempDir::new_in(&self.root, ".tmp-").map_err(fsutil::ctx("create", &self.root))?;
         for sub in ["diff", "work", "merged"] {
             let p = tmp.path().join(sub);
             fs::create_dir(&p).map_err(fsutil::ctx("create", &p))?;
@@ -452,7 +453,9 @@ fn layer_xattrs(parent: BorrowedFd<'_>, name: &[u8]) -> Vec<(String, Vec<u8>)> {
     };
     let mut out = Vec::new();
     for key in list[..n].split(|&b| b == 0) {
-        let Ok(k) = std::str::from_utf8(key) else { continue };
+        let Ok(k) = std::str::from_utf8(key) else {
+            continue;
+        };
         if !(k.starts_with("user.") || k == "security.capability") {
             continue;
         }
@@ -606,7 +609,10 @@ fn unescape_mountinfo(s: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
             let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
             out.push(v);
             i += 4;
@@ -675,7 +681,8 @@ fn mount_new_api(
         if let Err(e) = m::fsconfig_set_string(&fs_fd, "lowerdir+", l.as_os_str()) {
             if i == 0 && e == Errno::INVAL {
                 let log = fs_log(&fs_fd);
-                if log.contains("lowerdir+") || log.contains("Unknown parameter") || log.is_empty() {
+                if log.contains("lowerdir+") || log.contains("Unknown parameter") || log.is_empty()
+                {
                     return Err(NewApiError::Unsupported(format!("lowerdir+: {e} {log}")));
                 }
                 return Err(NewApiError::Failed(format!(

@@ -194,7 +194,8 @@ impl State {
     fn image(&self, id: &Digest) -> Option<Arc<Image>> {
         let rec = self.images.get(id)?;
         let refs = self.references_to(id);
-        let (digests, tags): (Vec<_>, Vec<_>) = refs.into_iter().partition(|r| r.digest().is_some());
+        let (digests, tags): (Vec<_>, Vec<_>) =
+            refs.into_iter().partition(|r| r.digest().is_some());
         Some(Arc::new(Image {
             id: id.clone(),
             config: rec.config.clone(),
@@ -287,8 +288,12 @@ impl ImageStore {
                             Ok(r) if state.images.contains_key(&id) => {
                                 state.refs.insert(r, id);
                             }
-                            Ok(_) => tracing::warn!(reference = %k, image = %id, "dropping tag of a missing image"),
-                            Err(e) => tracing::warn!(reference = %k, error = %e, "dropping invalid reference"),
+                            Ok(_) => {
+                                tracing::warn!(reference = %k, image = %id, "dropping tag of a missing image")
+                            }
+                            Err(e) => {
+                                tracing::warn!(reference = %k, error = %e, "dropping invalid reference")
+                            }
                         }
                     }
                 }
@@ -399,9 +404,8 @@ impl ImageStore {
             }
         }
         let f = self.cas.open_blob(blob)?;
-        let (_, mut r) = compress::decompress(f).map_err(|e| {
-            ImageError::InvalidInput(format!("layer {blob}: {e}"))
-        })?;
+        let (_, mut r) = compress::decompress(f)
+            .map_err(|e| ImageError::InvalidInput(format!("layer {blob}: {e}")))?;
         Ok(self.layers.apply(parent, &mut r, expected_diff_id)?)
     }
 
@@ -472,7 +476,8 @@ impl ImageStore {
         let bytes = serde_json::to_vec_pretty(file)
             .map_err(|e| ImageError::Internal(format!("serialising image record: {e}")))?;
         let name = format!("{}.json", file.id.hex());
-        fsutil::write_atomic(&dir, &name, &bytes).map_err(fsutil::ctx("write", &dir.join(&name)))?;
+        fsutil::write_atomic(&dir, &name, &bytes)
+            .map_err(fsutil::ctx("write", &dir.join(&name)))?;
         Ok(())
     }
 
@@ -776,7 +781,11 @@ impl ImageStore {
         }
         let removed = self.remove_image_locked(st, id)?;
         records.push(DeleteItem::Deleted(id.to_string()));
-        records.extend(removed.into_iter().map(|c| DeleteItem::Deleted(c.to_string())));
+        records.extend(
+            removed
+                .into_iter()
+                .map(|c| DeleteItem::Deleted(c.to_string())),
+        );
         if let (true, Some(p)) = (prune, parent) {
             if st.images.contains_key(&p) {
                 return self.delete_helper(st, &p, records, false, true, true, in_use);

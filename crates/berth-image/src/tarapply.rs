@@ -34,11 +34,11 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
+use rustix::fs::Timespec;
 use rustix::fs::{
     self as rfs, AtFlags, FileType, Gid, Mode, OFlags, ResolveFlags, Timestamps, Uid, XattrFlags,
 };
 use rustix::io::Errno;
-use rustix::fs::Timespec;
 
 use crate::digest::{Algorithm, Digest, DigestReader};
 
@@ -312,9 +312,7 @@ impl Applier {
                 self.set_fd_meta(&fd, &meta, &name)?;
                 self.dir_times.push((comps.clone(), times(&meta)));
             }
-            tar::EntryType::Regular
-            | tar::EntryType::Continuous
-            | tar::EntryType::GNUSparse => {
+            tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
                 self.remove_existing(&parent, base, &name)?;
                 let fd = rfs::openat(
                     &parent,
@@ -341,7 +339,10 @@ impl Applier {
                 rfs::futimens(&file, &times(&meta)).map_err(|e| io_err(&name, "set times", e))?;
             }
             tar::EntryType::Symlink => {
-                let target = e.link_name_bytes().map(|c| c.into_owned()).unwrap_or_default();
+                let target = e
+                    .link_name_bytes()
+                    .map(|c| c.into_owned())
+                    .unwrap_or_default();
                 if target.is_empty() || target.contains(&0) {
                     return Err(ApplyError::Unsafe {
                         entry: name,
@@ -355,7 +356,10 @@ impl Applier {
                 self.set_at_meta(&parent, base, &meta, &name, false)?;
             }
             tar::EntryType::Link => {
-                let target = e.link_name_bytes().map(|c| c.into_owned()).unwrap_or_default();
+                let target = e
+                    .link_name_bytes()
+                    .map(|c| c.into_owned())
+                    .unwrap_or_default();
                 let tcomps = clean_components(&target).map_err(|r| ApplyError::Unsafe {
                     entry: name.clone(),
                     reason: format!("hard link target {:?}: {r}", show(&target)),
@@ -438,11 +442,14 @@ impl Applier {
             entry: name.to_string(),
             reason: format!("invalid {what} in tar header"),
         };
-        let mut uid = h.uid().map_err(|_| bad("uid"))?;
-        let mut gid = h.gid().map_err(|_| bad("gid"))?;
-        let mode = h.mode().map_err(|_| bad("mode"))? & 0o7777;
+        // Like Go's archive/tar, an empty (all NUL or space) numeric field reads as 0.
+        let old = h.as_old();
+        let mut uid = lenient(h.uid(), &old.uid).ok_or_else(|| bad("uid"))?;
+        let mut gid = lenient(h.gid(), &old.gid).ok_or_else(|| bad("gid"))?;
+        let mode =
+            lenient(h.mode().map(u64::from), &old.mode).ok_or_else(|| bad("mode"))? as u32 & 0o7777;
         let mut mtime = Timespec {
-            tv_sec: h.mtime().map_err(|_| bad("mtime"))? as i64,
+            tv_sec: lenient(h.mtime(), &old.mtime).ok_or_else(|| bad("mtime"))? as i64,
             tv_nsec: 0,
         };
         let mut atime = None;
@@ -502,14 +509,11 @@ impl Applier {
     }
 
     fn create_parents(&self, comps: &[Vec<u8>], name: &str) -> Result<OwnedFd, ApplyError> {
-        let mut cur = self
-            .root
-            .try_clone()
-            .map_err(|e| ApplyError::Entry {
-                entry: name.to_string(),
-                op: "dup",
-                source: e,
-            })?;
+        let mut cur = self.root.try_clone().map_err(|e| ApplyError::Entry {
+            entry: name.to_string(),
+            op: "dup",
+            source: e,
+        })?;
         for i in 0..comps.len() {
             let prefix = join(&comps[..=i]);
             cur = match open_beneath(self.root.as_fd(), &prefix, dir_flags(), BENEATH) {
@@ -609,8 +613,13 @@ impl Applier {
         if chmod {
             // The node was created by us an instant ago in a directory only this process
             // writes to, so following it cannot lead anywhere else (Linux has no lchmod).
-            rfs::chmodat(parent, os(base), Mode::from_raw_mode(m.mode), AtFlags::empty())
-                .map_err(|e| io_err(name, "chmod", e))?;
+            rfs::chmodat(
+                parent,
+                os(base),
+                Mode::from_raw_mode(m.mode),
+                AtFlags::empty(),
+            )
+            .map_err(|e| io_err(name, "chmod", e))?;
         }
         if !m.xattrs.is_empty() {
             // /proc/self/fd/<parent> resolves to the directory we hold open; the last
@@ -766,6 +775,14 @@ fn times(m: &Meta) -> Timestamps {
     }
 }
 
+fn lenient(parsed: io::Result<u64>, raw: &[u8]) -> Option<u64> {
+    match parsed {
+        Ok(v) => Some(v),
+        Err(_) if raw.iter().all(|&b| b == 0 || b == b' ') => Some(0),
+        Err(_) => None,
+    }
+}
+
 fn parse_u64(v: &[u8]) -> Option<u64> {
     std::str::from_utf8(v).ok()?.trim().parse().ok()
 }
@@ -786,7 +803,11 @@ fn parse_pax_time(v: &[u8]) -> Option<Timespec> {
         let digits: String = frac.chars().chain(std::iter::repeat('0')).take(9).collect();
         nanos = digits.parse().ok()?;
     }
-    let tv_nsec = if tv_sec < 0 && nanos > 0 { -nanos } else { nanos };
+    let tv_nsec = if tv_sec < 0 && nanos > 0 {
+        -nanos
+    } else {
+        nanos
+    };
     let (tv_sec, tv_nsec) = if tv_nsec < 0 {
         (tv_sec - 1, tv_nsec + 1_000_000_000)
     } else {

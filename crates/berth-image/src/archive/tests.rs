@@ -31,7 +31,10 @@ fn docker_archive(layers: &[Vec<u8>], tags: &[&str]) -> (Vec<u8>, Digest) {
     }
     ents.push(Ent::file(format!("{}.json", id.hex()), &config));
     let manifest = serde_json::json!([{"Config": format!("{}.json", id.hex()), "RepoTags": tags, "Layers": paths}]);
-    ents.push(Ent::file("manifest.json", serde_json::to_vec(&manifest).unwrap()));
+    ents.push(Ent::file(
+        "manifest.json",
+        serde_json::to_vec(&manifest).unwrap(),
+    ));
     (tar_of(&ents), id)
 }
 
@@ -48,7 +51,10 @@ fn is_empty_store(d: &Path, s: &ImageStore) -> bool {
         && fs::read_dir(d.join("tmp")).unwrap().next().is_none()
 }
 
-fn load_all(s: &ImageStore, data: &[u8]) -> (Result<Vec<LoadedImage>, ImageError>, Vec<LoadProgress>) {
+fn load_all(
+    s: &ImageStore,
+    data: &[u8],
+) -> (Result<Vec<LoadedImage>, ImageError>, Vec<LoadProgress>) {
     let mut events = Vec::new();
     let r = load(s, &mut &data[..], &mut |e| events.push(e));
     (r, events)
@@ -69,7 +75,10 @@ fn loads_docker_archive_plain_and_gzip() {
         let img = s.resolve("busybox").unwrap();
         assert_eq!(img.id, id);
         assert_eq!(img.layers.len(), 2);
-        assert_eq!(img.layers[0].blob, img.layers[0].diff_id, "uncompressed blob");
+        assert_eq!(
+            img.layers[0].blob, img.layers[0].diff_id,
+            "uncompressed blob"
+        );
         assert!(events.contains(&LoadProgress::Loaded {
             reference: "busybox:latest".into()
         }));
@@ -78,7 +87,9 @@ fn loads_docker_archive_plain_and_gzip() {
         // loading again: layers are not re-applied, no layer progress
         let (r, events) = load_all(&s, &data);
         r.unwrap();
-        assert!(!events.iter().any(|e| matches!(e, LoadProgress::LoadingLayer { .. })));
+        assert!(!events
+            .iter()
+            .any(|e| matches!(e, LoadProgress::LoadingLayer { .. })));
         assert_eq!(s.layers().list().unwrap().len(), 2);
     }
 }
@@ -89,9 +100,15 @@ fn untagged_archive_reports_the_id_and_moved_tags_are_reported() {
     let (_d, s) = store();
     let (r, events) = load_all(&s, &arch);
     r.unwrap();
-    assert_eq!(events.last(), Some(&LoadProgress::LoadedId { id: id.clone() }));
-    s.tag(&id.to_string(), &Reference::parse_normalized("app").unwrap())
-        .unwrap();
+    assert_eq!(
+        events.last(),
+        Some(&LoadProgress::LoadedId { id: id.clone() })
+    );
+    s.tag(
+        &id.to_string(),
+        &Reference::parse_normalized("app").unwrap(),
+    )
+    .unwrap();
     let (arch2, id2) = docker_archive(&[layer_tar("b", "2")], &["app:latest"]);
     let (r, events) = load_all(&s, &arch2);
     r.unwrap();
@@ -100,7 +117,10 @@ fn untagged_archive_reports_the_id_and_moved_tags_are_reported() {
         old_id: id.clone()
     }));
     assert_eq!(s.resolve("app").unwrap().id, id2);
-    assert!(s.get(&id).unwrap().repo_tags.is_empty(), "old image left dangling");
+    assert!(
+        s.get(&id).unwrap().repo_tags.is_empty(),
+        "old image left dangling"
+    );
 }
 
 #[test]
@@ -109,7 +129,10 @@ fn not_an_image_archive_names_the_missing_file() {
     let data = tar_of(&[Ent::file("app.txt", "hello from app.txt\n")]);
     let (r, _) = load_all(&s, &data);
     let msg = r.unwrap_err().to_string();
-    assert!(msg.contains("/repositories: no such file or directory"), "{msg}");
+    assert!(
+        msg.contains("/repositories: no such file or directory"),
+        "{msg}"
+    );
     assert!(msg.contains("manifest.json"), "{msg}");
     assert!(is_empty_store(d.path(), &s));
 }
@@ -183,7 +206,7 @@ fn symlinked_layers_as_docker_writes_for_several_images() {
     let (_d, s) = store();
     let l = layer_tar("a", "1");
     let diff = Digest::sha256_of(&l);
-    let c1 = config_for(&[diff.clone()]);
+    let c1 = config_for(std::slice::from_ref(&diff));
     let mut c2v: Value = serde_json::from_slice(&c1).unwrap();
     c2v["config"]["Cmd"] = serde_json::json!(["other"]);
     let c2 = serde_json::to_vec(&c2v).unwrap();
@@ -203,11 +226,19 @@ fn symlinked_layers_as_docker_writes_for_several_images() {
     assert_eq!(r.unwrap().len(), 2);
     assert_eq!(s.resolve("one:1").unwrap().id, i1);
     assert_eq!(s.resolve("two:2").unwrap().id, i2);
-    assert_eq!(s.layers().list().unwrap().len(), 1, "shared layer stored once");
+    assert_eq!(
+        s.layers().list().unwrap().len(),
+        1,
+        "shared layer stored once"
+    );
 }
 
 /// An OCI image layout with a gzip layer; `combined` adds Docker 25's manifest.json.
-fn oci_archive(layer: &[u8], name_annotation: Option<(&str, &str)>, combined: bool) -> (Vec<u8>, Digest) {
+fn oci_archive(
+    layer: &[u8],
+    name_annotation: Option<(&str, &str)>,
+    combined: bool,
+) -> (Vec<u8>, Digest) {
     let gz = gzip(layer);
     let diff = Digest::sha256_of(layer);
     let config = config_for(&[diff]);
@@ -225,7 +256,8 @@ fn oci_archive(layer: &[u8], name_annotation: Option<(&str, &str)>, combined: bo
     if let Some((k, v)) = name_annotation {
         desc["annotations"] = serde_json::json!({ k: v });
     }
-    let index = serde_json::to_vec(&serde_json::json!({"schemaVersion": 2, "manifests": [desc]})).unwrap();
+    let index =
+        serde_json::to_vec(&serde_json::json!({"schemaVersion": 2, "manifests": [desc]})).unwrap();
     let mut ents = vec![
         Ent::file("oci-layout", "{\"imageLayoutVersion\": \"1.0.0\"}"),
         Ent::file("index.json", &index),
@@ -246,8 +278,14 @@ fn oci_archive(layer: &[u8], name_annotation: Option<(&str, &str)>, combined: bo
 fn loads_oci_layouts() {
     let layer = layer_tar("oci", "o");
     for (ann, want_tag) in [
-        (Some(("io.containerd.image.name", "docker.io/library/ocitest:2")), Some("ocitest:2")),
-        (Some(("org.opencontainers.image.ref.name", "localhost:5000/me/x:3")), Some("localhost:5000/me/x:3")),
+        (
+            Some(("io.containerd.image.name", "docker.io/library/ocitest:2")),
+            Some("ocitest:2"),
+        ),
+        (
+            Some(("org.opencontainers.image.ref.name", "localhost:5000/me/x:3")),
+            Some("localhost:5000/me/x:3"),
+        ),
         (Some(("org.opencontainers.image.ref.name", "latest")), None),
         (None, None),
     ] {
@@ -257,11 +295,20 @@ fn loads_oci_layouts() {
         let loaded = r.unwrap();
         assert_eq!(loaded[0].id, id);
         let img = s.get(&id).unwrap();
-        assert_eq!(img.layers[0].media_type, "application/vnd.oci.image.layer.v1.tar+gzip");
-        assert_ne!(img.layers[0].blob, img.layers[0].diff_id, "compressed blob kept as is");
+        assert_eq!(
+            img.layers[0].media_type,
+            "application/vnd.oci.image.layer.v1.tar+gzip"
+        );
+        assert_ne!(
+            img.layers[0].blob, img.layers[0].diff_id,
+            "compressed blob kept as is"
+        );
         match want_tag {
             Some(t) => assert_eq!(s.resolve(t).unwrap().id, id),
-            None => assert_eq!(events.last(), Some(&LoadProgress::LoadedId { id: id.clone() })),
+            None => assert_eq!(
+                events.last(),
+                Some(&LoadProgress::LoadedId { id: id.clone() })
+            ),
         }
     }
     let (arch, id) = oci_archive(&layer, None, true);
@@ -314,11 +361,17 @@ fn entries_of(data: &[u8]) -> BTreeMap<String, Vec<u8>> {
 
 #[test]
 fn save_then_load_round_trips() {
-    let (arch, id) = docker_archive(&[layer_tar("a", "1"), layer_tar("b", "2")], &["busybox:latest"]);
+    let (arch, id) = docker_archive(
+        &[layer_tar("a", "1"), layer_tar("b", "2")],
+        &["busybox:latest"],
+    );
     let (_d, s) = store();
     load_all(&s, &arch).0.unwrap();
-    s.tag("busybox", &Reference::parse_normalized("busybox:v2").unwrap())
-        .unwrap();
+    s.tag(
+        "busybox",
+        &Reference::parse_normalized("busybox:v2").unwrap(),
+    )
+    .unwrap();
     let (arch2, id2) = docker_archive(&[layer_tar("a", "1")], &["base:1"]);
     load_all(&s, &arch2).0.unwrap();
     let mut out = Vec::new();
@@ -382,7 +435,11 @@ fn save_decompresses_and_verifies_compressed_layers() {
 #[test]
 fn import_with_changes() {
     let (_d, s) = store();
-    let rootfs = tar_of(&[Ent::dir("./"), Ent::dir("./bin/"), Ent::file("./bin/sh", "sh")]);
+    let rootfs = tar_of(&[
+        Ent::dir("./"),
+        Ent::dir("./bin/"),
+        Ent::file("./bin/sh", "sh"),
+    ]);
     let id = import(
         &s,
         &mut &gzip(&rootfs)[..],
@@ -413,7 +470,14 @@ fn import_with_changes() {
     assert_eq!(s.get(&id2).unwrap().config.comment, "Imported from -");
     // bad change: refused before anything is read or stored
     let before = s.list().len();
-    let e = import(&s, &mut &rootfs[..], &["FROBNICATE x".to_string()], None, None).unwrap_err();
+    let e = import(
+        &s,
+        &mut &rootfs[..],
+        &["FROBNICATE x".to_string()],
+        None,
+        None,
+    )
+    .unwrap_err();
     assert_eq!(
         e.to_string(),
         "dockerfile parse error line 1: unknown instruction: FROBNICATE"
@@ -427,7 +491,10 @@ fn import_with_changes() {
 
 #[test]
 fn link_resolution_rules() {
-    assert_eq!(resolve_link("a/b/layer.tar", "../c/layer.tar").as_deref(), Some("a/c/layer.tar"));
+    assert_eq!(
+        resolve_link("a/b/layer.tar", "../c/layer.tar").as_deref(),
+        Some("a/c/layer.tar")
+    );
     assert_eq!(resolve_link("b/layer.tar", "../../x"), None);
     assert_eq!(resolve_link("x", "/abs/y").as_deref(), Some("abs/y"));
     assert_eq!(normalize("./a//b/"), Some("a/b".into()));

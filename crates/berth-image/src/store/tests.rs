@@ -25,7 +25,9 @@ pub(crate) fn mk_image(
         pins.push(applied);
         history.push(serde_json::json!({"created": created, "created_by": format!("layer {}", layers.len())}));
     }
-    history.push(serde_json::json!({"created": created, "created_by": "CMD [\"sh\"]", "empty_layer": true}));
+    history.push(
+        serde_json::json!({"created": created, "created_by": "CMD [\"sh\"]", "empty_layer": true}),
+    );
     let config = serde_json::json!({
         "architecture": "amd64", "os": "linux", "created": created,
         "config": {"Cmd": ["sh"]},
@@ -45,7 +47,10 @@ pub(crate) fn mk_image(
         .unwrap();
     if let Some(t) = tag {
         store
-            .tag(&img.id.to_string(), &Reference::parse_normalized(t).unwrap())
+            .tag(
+                &img.id.to_string(),
+                &Reference::parse_normalized(t).unwrap(),
+            )
             .unwrap();
     }
     store.get(&img.id).unwrap()
@@ -63,7 +68,13 @@ fn no_containers(_: &Digest) -> Option<(String, bool)> {
 fn resolve_follows_docker_rules() {
     let d = tempfile::tempdir().unwrap();
     let s = ImageStore::open(d.path()).unwrap();
-    let img = mk_image(&s, &[base_tar()], Some("busybox"), "2023-11-14T22:13:20Z", None);
+    let img = mk_image(
+        &s,
+        &[base_tar()],
+        Some("busybox"),
+        "2023-11-14T22:13:20Z",
+        None,
+    );
     let id = img.id.to_string();
     for q in [
         id.as_str(),
@@ -76,11 +87,8 @@ fn resolve_follows_docker_rules() {
     ] {
         assert_eq!(s.resolve(q).unwrap().id, img.id, "{q}");
     }
-    let by_digest = Reference::parse_normalized(&format!(
-        "busybox@sha256:{}",
-        "a".repeat(64)
-    ))
-    .unwrap();
+    let by_digest =
+        Reference::parse_normalized(&format!("busybox@sha256:{}", "a".repeat(64))).unwrap();
     s.add_digest_ref(&img.id, &by_digest).unwrap();
     assert_eq!(
         s.resolve(&format!("busybox@sha256:{}", "a".repeat(64)))
@@ -113,7 +121,13 @@ fn resolve_follows_docker_rules() {
 fn tags_move_and_persist() {
     let d = tempfile::tempdir().unwrap();
     let s = ImageStore::open(d.path()).unwrap();
-    let a = mk_image(&s, &[base_tar()], Some("app:1"), "2023-01-01T00:00:00Z", None);
+    let a = mk_image(
+        &s,
+        &[base_tar()],
+        Some("app:1"),
+        "2023-01-01T00:00:00Z",
+        None,
+    );
     let b = mk_image(
         &s,
         &[tar_of(&[Ent::file("other", "x")])],
@@ -129,14 +143,21 @@ fn tags_move_and_persist() {
     );
     assert!(s.get(&a.id).unwrap().last_tag_time.is_some());
     // moving a tag leaves nothing behind on the old image
-    s.tag(&b.id.to_string(), &Reference::parse_normalized("app:1").unwrap())
-        .unwrap();
+    s.tag(
+        &b.id.to_string(),
+        &Reference::parse_normalized("app:1").unwrap(),
+    )
+    .unwrap();
     assert_eq!(s.get(&a.id).unwrap().familiar_tags(), vec!["me/app:latest"]);
     assert!(s
-        .tag("app:1", &Reference::parse_normalized(&format!("x@sha256:{}", "c".repeat(64))).unwrap())
+        .tag(
+            "app:1",
+            &Reference::parse_normalized(&format!("x@sha256:{}", "c".repeat(64))).unwrap()
+        )
         .is_err());
     assert_eq!(
-        s.untag(&Reference::parse_normalized("me/app").unwrap()).unwrap(),
+        s.untag(&Reference::parse_normalized("me/app").unwrap())
+            .unwrap(),
         Some(a.id.clone())
     );
     let listed: Vec<_> = s.list().iter().map(|i| i.id.clone()).collect();
@@ -144,7 +165,10 @@ fn tags_move_and_persist() {
     drop(s);
     let s = ImageStore::open(d.path()).unwrap();
     assert_eq!(s.resolve("app:1").unwrap().id, b.id);
-    assert!(s.get(&a.id).unwrap().repo_tags.is_empty(), "dangling survives");
+    assert!(
+        s.get(&a.id).unwrap().repo_tags.is_empty(),
+        "dangling survives"
+    );
 }
 
 #[test]
@@ -152,7 +176,13 @@ fn delete_untags_then_deletes_with_layers() {
     let d = tempfile::tempdir().unwrap();
     let s = ImageStore::open(d.path()).unwrap();
     let base = base_tar();
-    let a = mk_image(&s, &[base.clone()], Some("busybox"), "2023-01-01T00:00:00Z", None);
+    let a = mk_image(
+        &s,
+        std::slice::from_ref(&base),
+        Some("busybox"),
+        "2023-01-01T00:00:00Z",
+        None,
+    );
     let b = mk_image(
         &s,
         &[base, tar_of(&[Ent::file("committed.txt", "c")])],
@@ -160,11 +190,15 @@ fn delete_untags_then_deletes_with_layers() {
         "2023-01-02T00:00:00Z",
         None,
     );
-    s.tag("busybox", &Reference::parse_normalized("busybox:other").unwrap())
-        .unwrap();
+    s.tag(
+        "busybox",
+        &Reference::parse_normalized("busybox:other").unwrap(),
+    )
+    .unwrap();
     // one of two tags: untag only
     assert_eq!(
-        s.delete("busybox:other", false, true, &no_containers).unwrap(),
+        s.delete("busybox:other", false, true, &no_containers)
+            .unwrap(),
         vec![DeleteItem::Untagged("busybox:other".into())]
     );
     // the two-layer image shares its base layer: only the top layer goes
@@ -202,7 +236,13 @@ fn delete_untags_then_deletes_with_layers() {
 fn delete_conflicts_use_docker_texts() {
     let d = tempfile::tempdir().unwrap();
     let s = ImageStore::open(d.path()).unwrap();
-    let img = mk_image(&s, &[base_tar()], Some("busybox"), "2023-01-01T00:00:00Z", None);
+    let img = mk_image(
+        &s,
+        &[base_tar()],
+        Some("busybox"),
+        "2023-01-01T00:00:00Z",
+        None,
+    );
     let short = img.id.short().to_string();
     let cid = "395e91ccb4fa0123456789abcdef0123456789abcdef0123456789abcdef0123";
     let running = |_: &Digest| Some((cid.to_string(), true));
@@ -227,8 +267,11 @@ fn delete_conflicts_use_docker_texts() {
         format!("conflict: unable to delete {short} (must be forced) - image is being used by stopped container 395e91ccb4fa")
     );
     // several repositories, by ID
-    s.tag("busybox", &Reference::parse_normalized("other/repo").unwrap())
-        .unwrap();
+    s.tag(
+        "busybox",
+        &Reference::parse_normalized("other/repo").unwrap(),
+    )
+    .unwrap();
     let e = s.delete(&short, false, false, &no_containers).unwrap_err();
     assert_eq!(
         e.to_string(),
@@ -253,13 +296,26 @@ fn delete_conflicts_use_docker_texts() {
 fn delete_by_id_with_several_tags_in_one_repo_is_refused_but_forcible() {
     let d = tempfile::tempdir().unwrap();
     let s = ImageStore::open(d.path()).unwrap();
-    let img = mk_image(&s, &[base_tar()], Some("busybox:1"), "2023-01-01T00:00:00Z", None);
-    s.tag("busybox:1", &Reference::parse_normalized("busybox:2").unwrap())
-        .unwrap();
+    let img = mk_image(
+        &s,
+        &[base_tar()],
+        Some("busybox:1"),
+        "2023-01-01T00:00:00Z",
+        None,
+    );
+    s.tag(
+        "busybox:1",
+        &Reference::parse_normalized("busybox:2").unwrap(),
+    )
+    .unwrap();
     let e = s
         .delete(img.id.hex(), false, false, &no_containers)
         .unwrap_err();
-    assert!(e.to_string().contains("referenced in multiple repositories"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("referenced in multiple repositories"),
+        "{e}"
+    );
     let items = s.delete(img.id.hex(), true, false, &no_containers).unwrap();
     assert_eq!(
         items[..2].to_vec(),
@@ -276,7 +332,13 @@ fn prune_removes_untagged_parents_and_children_block_parents() {
     let d = tempfile::tempdir().unwrap();
     let s = ImageStore::open(d.path()).unwrap();
     let base = base_tar();
-    let parent = mk_image(&s, &[base.clone()], None, "2023-01-01T00:00:00Z", None);
+    let parent = mk_image(
+        &s,
+        std::slice::from_ref(&base),
+        None,
+        "2023-01-01T00:00:00Z",
+        None,
+    );
     let child = mk_image(
         &s,
         &[base, tar_of(&[Ent::file("x", "1")])],
@@ -297,9 +359,16 @@ fn prune_removes_untagged_parents_and_children_block_parents() {
     let hist = s.history("child").unwrap();
     assert_eq!(hist[0].id, child.id.to_string());
     assert_eq!(hist[0].tags, vec!["child:latest"]);
-    assert_eq!(hist[1].id, parent.id.to_string(), "recorded parent gets its ID");
+    assert_eq!(
+        hist[1].id,
+        parent.id.to_string(),
+        "recorded parent gets its ID"
+    );
     let items = s.delete("child", false, true, &no_containers).unwrap();
-    assert!(items.contains(&DeleteItem::Deleted(parent.id.to_string())), "{items:?}");
+    assert!(
+        items.contains(&DeleteItem::Deleted(parent.id.to_string())),
+        "{items:?}"
+    );
     assert!(s.list().is_empty());
 }
 
@@ -307,7 +376,13 @@ fn prune_removes_untagged_parents_and_children_block_parents() {
 fn history_is_newest_first_with_sizes() {
     let d = tempfile::tempdir().unwrap();
     let s = ImageStore::open(d.path()).unwrap();
-    let img = mk_image(&s, &[base_tar()], Some("busybox"), "2023-11-14T22:13:20Z", None);
+    let img = mk_image(
+        &s,
+        &[base_tar()],
+        Some("busybox"),
+        "2023-11-14T22:13:20Z",
+        None,
+    );
     let h = s.history("busybox").unwrap();
     assert_eq!(h.len(), 2);
     assert_eq!(h[0].id, img.id.to_string());
@@ -325,7 +400,9 @@ fn create_image_checks_layers() {
     let d = tempfile::tempdir().unwrap();
     let s = ImageStore::open(d.path()).unwrap();
     let cfg = br#"{"rootfs":{"type":"layers","diff_ids":["sha256:0000000000000000000000000000000000000000000000000000000000000000"]}}"#;
-    let e = s.create_image(cfg, &[], CreateOptions::default()).unwrap_err();
+    let e = s
+        .create_image(cfg, &[], CreateOptions::default())
+        .unwrap_err();
     assert_eq!(e.kind(), crate::ErrorKind::InvalidInput);
     let fake = ImageLayer {
         diff_id: Digest::parse(&format!("sha256:{}", "0".repeat(64))).unwrap(),
@@ -335,7 +412,9 @@ fn create_image_checks_layers() {
         compressed_size: 1,
         size: 1,
     };
-    assert!(s.create_image(cfg, &[fake], CreateOptions::default()).is_err());
+    assert!(s
+        .create_image(cfg, &[fake], CreateOptions::default())
+        .is_err());
     // a zero-layer image is fine
     let img = s
         .create_image(br#"{"os":"linux"}"#, &[], CreateOptions::default())
@@ -347,7 +426,13 @@ fn create_image_checks_layers() {
 fn survives_simulated_crash() {
     let d = tempfile::tempdir().unwrap();
     let s = ImageStore::open(d.path()).unwrap();
-    let img = mk_image(&s, &[base_tar()], Some("busybox"), "2023-01-01T00:00:00Z", None);
+    let img = mk_image(
+        &s,
+        &[base_tar()],
+        Some("busybox"),
+        "2023-01-01T00:00:00Z",
+        None,
+    );
     drop(s);
     let root = d.path();
     // leftovers of interrupted operations
@@ -365,9 +450,16 @@ fn survives_simulated_crash() {
     }
     let s = ImageStore::open(root).unwrap();
     assert_eq!(s.resolve("busybox").unwrap().id, img.id);
-    assert_eq!(s.layers().list().unwrap().len(), 1, "orphan layer collected");
+    assert_eq!(
+        s.layers().list().unwrap().len(),
+        1,
+        "orphan layer collected"
+    );
     assert!(!s.content().exists(&Digest::sha256_of(&orphan_tar)));
-    assert!(fs::read_dir(root.join("content/ingest")).unwrap().next().is_none());
+    assert!(fs::read_dir(root.join("content/ingest"))
+        .unwrap()
+        .next()
+        .is_none());
     assert!(fs::read_dir(root.join("tmp")).unwrap().next().is_none());
     assert!(!root.join("overlay2/.tmp-123").exists());
     drop(s);
@@ -391,7 +483,13 @@ fn survives_simulated_crash() {
 fn concurrent_readers_and_writers() {
     let d = tempfile::tempdir().unwrap();
     let s = Arc::new(ImageStore::open(d.path()).unwrap());
-    mk_image(&s, &[base_tar()], Some("busybox"), "2023-01-01T00:00:00Z", None);
+    mk_image(
+        &s,
+        &[base_tar()],
+        Some("busybox"),
+        "2023-01-01T00:00:00Z",
+        None,
+    );
     let hs: Vec<_> = (0..4)
         .map(|i| {
             let s = s.clone();

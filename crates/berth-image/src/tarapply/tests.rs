@@ -69,8 +69,15 @@ fn assert_refused(sb: &Sandbox, entries: &[Ent], needle: &str) {
     let before = sb.snapshot_outside();
     let err = sb.apply(entries).expect_err("hostile archive was accepted");
     let msg = err.to_string();
-    assert!(msg.contains(needle), "error {msg:?} does not contain {needle:?}");
-    assert_eq!(sb.snapshot_outside(), before, "something outside the target changed");
+    assert!(
+        msg.contains(needle),
+        "error {msg:?} does not contain {needle:?}"
+    );
+    assert_eq!(
+        sb.snapshot_outside(),
+        before,
+        "something outside the target changed"
+    );
     assert_eq!(
         fs::read(sb.outside().join("sentinel")).unwrap(),
         b"untouched"
@@ -109,11 +116,7 @@ fn refuses_hardlinks_outside_or_missing() {
         &[Ent::hardlink("passwd", "/etc/passwd")],
         "absolute paths",
     );
-    assert_refused(
-        &sb,
-        &[Ent::hardlink("s", "../outside/sentinel")],
-        "'..'",
-    );
+    assert_refused(&sb, &[Ent::hardlink("s", "../outside/sentinel")], "'..'");
     assert_refused(&sb, &[Ent::hardlink("s", "nothere")], "does not exist");
     // through a symlink that leaves the layer
     let out = sb.outside().display().to_string();
@@ -139,7 +142,10 @@ fn refuses_writes_through_symlinks_leading_outside() {
     // relative symlink climbing out
     assert_refused(
         &sb,
-        &[Ent::symlink("b", "../outside"), Ent::file("b/sentinel", "pwned")],
+        &[
+            Ent::symlink("b", "../outside"),
+            Ent::file("b/sentinel", "pwned"),
+        ],
         "outside the layer",
     );
     // a chain of symlinks, the last one climbing out
@@ -173,7 +179,10 @@ fn refuses_writes_through_symlinks_leading_outside() {
     // /proc magic links are not followed either
     assert_refused(
         &sb,
-        &[Ent::symlink("p", "/proc/self/root/tmp"), Ent::file("p/x", "pwned")],
+        &[
+            Ent::symlink("p", "/proc/self/root/tmp"),
+            Ent::file("p/x", "pwned"),
+        ],
         "outside the layer",
     );
 }
@@ -227,12 +236,18 @@ fn metadata_is_applied() {
     let stats = sb
         .apply(&[
             Ent::dir("./").mode(0o755),
-            Ent::dir("bin/").mode(0o711).owner(3, 4).mtime(1_600_000_000),
+            Ent::dir("bin/")
+                .mode(0o711)
+                .owner(3, 4)
+                .mtime(1_600_000_000),
             Ent::file("bin/su", "su-binary").mode(0o4755).owner(0, 0),
             Ent::file("bin/g", "g").mode(0o2711).owner(5, 6),
             Ent::dir("tmp/").mode(0o1777),
             Ent::file("cap", "x")
-                .pax("SCHILY.xattr.security.capability", [1u8, 0, 0, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0])
+                .pax(
+                    "SCHILY.xattr.security.capability",
+                    [1u8, 0, 0, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+                )
                 .pax("SCHILY.xattr.user.note", "hello")
                 .pax("SCHILY.xattr.trusted.overlay.opaque", "y"),
             Ent::file(&long, "long name"),
@@ -240,7 +255,9 @@ fn metadata_is_applied() {
             Ent::hardlink("bin/su2", "bin/su"),
             Ent::new("dev/null", Kind::Char(1, 3)).mode(0o666),
             Ent::new("fifo", Kind::Fifo).mode(0o600),
-            Ent::file("bigid", "x").pax("uid", "100000").pax("gid", "200000"),
+            Ent::file("bigid", "x")
+                .pax("uid", "100000")
+                .pax("gid", "200000"),
             Ent::file("frac", "x").pax("mtime", "1700000000.5"),
         ])
         .unwrap();
@@ -248,7 +265,11 @@ fn metadata_is_applied() {
     let m = fs::metadata(r.join("bin")).unwrap();
     assert_eq!(m.permissions().mode() & 0o7777, 0o711);
     assert_eq!((m.uid(), m.gid()), (3, 4));
-    assert_eq!(m.mtime(), 1_600_000_000, "directory mtime set after its contents");
+    assert_eq!(
+        m.mtime(),
+        1_600_000_000,
+        "directory mtime set after its contents"
+    );
     let su = fs::metadata(r.join("bin/su")).unwrap();
     assert_eq!(su.permissions().mode() & 0o7777, 0o4755);
     assert_eq!(su.nlink(), 2);
@@ -275,8 +296,11 @@ fn metadata_is_applied() {
     let big = fs::metadata(r.join("bigid")).unwrap();
     assert_eq!((big.uid(), big.gid()), (100000, 200000));
     let frac = fs::metadata(r.join("frac")).unwrap();
-    assert_eq!((frac.mtime(), frac.mtime_nsec()), (1_700_000_000, 500_000_000));
-    let mut buf = vec![0u8; 64];
+    assert_eq!(
+        (frac.mtime(), frac.mtime_nsec()),
+        (1_700_000_000, 500_000_000)
+    );
+    let mut buf = [0u8; 64];
     let n = rustix::fs::lgetxattr(r.join("cap"), "user.note", &mut buf[..]).unwrap();
     assert_eq!(&buf[..n], b"hello");
     let n = rustix::fs::lgetxattr(r.join("cap"), "security.capability", &mut buf[..]).unwrap();
@@ -286,10 +310,7 @@ fn metadata_is_applied() {
         "overlay xattrs from archives must be dropped"
     );
     // content size counts regular files once (the hard link adds nothing)
-    assert_eq!(
-        stats.content_size,
-        (9 + 1 + 1 + 9 + 1 + 1) as u64
-    );
+    assert_eq!(stats.content_size, (9 + 1 + 1 + 9 + 1 + 1) as u64);
     assert_eq!(stats.entries, 13);
 }
 
@@ -376,7 +397,10 @@ fn missing_parents_are_created() {
 
 #[test]
 fn clean_components_rules() {
-    assert_eq!(clean_components(b"./a//b/./c/").unwrap(), vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]);
+    assert_eq!(
+        clean_components(b"./a//b/./c/").unwrap(),
+        vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]
+    );
     assert!(clean_components(b".").unwrap().is_empty());
     assert!(clean_components(b"/a").is_err());
     assert!(clean_components(b"a/../b").is_err());
@@ -386,9 +410,18 @@ fn clean_components_rules() {
 
 #[test]
 fn pax_time_parsing() {
-    assert_eq!(parse_pax_time(b"12").map(|t| (t.tv_sec, t.tv_nsec)), Some((12, 0)));
-    assert_eq!(parse_pax_time(b"12.25").map(|t| (t.tv_sec, t.tv_nsec)), Some((12, 250_000_000)));
-    assert_eq!(parse_pax_time(b"-1.5").map(|t| (t.tv_sec, t.tv_nsec)), Some((-2, 500_000_000)));
+    assert_eq!(
+        parse_pax_time(b"12").map(|t| (t.tv_sec, t.tv_nsec)),
+        Some((12, 0))
+    );
+    assert_eq!(
+        parse_pax_time(b"12.25").map(|t| (t.tv_sec, t.tv_nsec)),
+        Some((12, 250_000_000))
+    );
+    assert_eq!(
+        parse_pax_time(b"-1.5").map(|t| (t.tv_sec, t.tv_nsec)),
+        Some((-2, 500_000_000))
+    );
     assert_eq!(parse_pax_time(b"x"), None);
     assert_eq!(parse_pax_time(b"1.x"), None);
 }
@@ -464,4 +497,30 @@ mod fuzz {
             prop_assert_eq!(fs::read(sb.outside().join("sentinel")).unwrap(), b"untouched".to_vec());
         }
     }
+}
+
+#[test]
+fn empty_numeric_fields_read_as_zero_garbage_is_refused() {
+    let sb = Sandbox::new();
+    let mut h = tar::Header::new_ustar();
+    h.set_path("f").unwrap();
+    h.set_size(1);
+    h.set_mode(0o644);
+    h.set_cksum();
+    let mut b = tar::Builder::new(Vec::new());
+    b.append(&h, &b"x"[..]).unwrap();
+    let data = b.into_inner().unwrap();
+    apply_tar(&sb.root(), &mut &data[..]).unwrap();
+    assert_eq!(fs::read(sb.root().join("f")).unwrap(), b"x");
+    let mut h = tar::Header::new_ustar();
+    h.set_path("g").unwrap();
+    h.set_size(0);
+    h.set_mode(0o644);
+    h.as_old_mut().uid[..2].copy_from_slice(b"zz");
+    h.set_cksum();
+    let mut b = tar::Builder::new(Vec::new());
+    b.append(&h, &b""[..]).unwrap();
+    let data = b.into_inner().unwrap();
+    let err = apply_tar(&sb.root(), &mut &data[..]).unwrap_err();
+    assert!(err.to_string().contains("invalid uid"), "{err}");
 }
