@@ -290,8 +290,7 @@ impl ImageConfig {
         Ok(serde_json::to_vec(&v)?)
     }
 
-    /// `created` as unix seconds (0 when absent or unparsable, like Docker's zero time
-    /// shown as a large negative number is not useful to anyone).
+    /// `created` as unix seconds (0 when absent or unparsable).
     pub fn created_unix(&self) -> i64 {
         parse_time(self.created.as_deref())
     }

@@ -63,7 +63,7 @@ pub struct LayerMeta {
     pub chain_id: ChainId,
     pub diff_id: DiffId,
     pub parent: Option<ChainId>,
-    /// Sum of regular file sizes (Docker's layer size).
+    /// Sum of file and symlink sizes (Docker's layer size).
     pub size: u64,
     /// Length of the uncompressed tar.
     pub tar_size: u64,

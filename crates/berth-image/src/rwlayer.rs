@@ -322,8 +322,9 @@ impl LayerStore {
         Ok(())
     }
 
-    /// Size of the container's changes (Docker's `SizeRw`): the regular files in the upper
-    /// dir, each inode counted once.
+    /// Size of the container's changes (Docker's `SizeRw`): every non-directory in the upper
+    /// dir by its `st_size` (symlinks count their target length, whiteouts 0), each inode
+    /// counted once.
     pub fn rw_size(&self, id: &str) -> Result<u64, LayerError> {
         let diff = self.rw_diff_dir(id)?;
         if !self.rw_dir(id)?.join("rw.json").exists() {
@@ -334,7 +335,7 @@ impl LayerStore {
         let mut seen = std::collections::HashSet::new();
         let mut total = 0u64;
         walk(root.as_fd(), &mut Vec::new(), &mut |item| {
-            if FileType::from_raw_mode(item.stat.st_mode) == FileType::RegularFile
+            if FileType::from_raw_mode(item.stat.st_mode) != FileType::Directory
                 && seen.insert((item.stat.st_dev, item.stat.st_ino))
             {
                 total += item.stat.st_size as u64;

@@ -52,7 +52,7 @@ pub struct ImageLayer {
     pub media_type: String,
     /// Size of the blob.
     pub compressed_size: u64,
-    /// Sum of the layer's regular file sizes (Docker's layer size).
+    /// Sum of the layer's file and symlink sizes (Docker's layer size).
     pub size: u64,
 }
 
@@ -661,6 +661,13 @@ impl ImageStore {
 
     /// `docker rmi` with Docker's rules and texts. `in_use(id)` tells whether a container uses
     /// the image: `Some((container_id, running))`; return a running one if there is any.
+    /// It is called with the store's lock held and must not call back into the store.
+    ///
+    /// Rules (moby's `ImageDelete`): a name removes that reference only, unless it was the
+    /// last one; a name whose image a container uses is refused without `force` (with
+    /// `force`, the tag goes and the image stays while a container runs it); by ID, a
+    /// running container is a hard conflict, a stopped one or references in several
+    /// repositories need `force`; `prune` also deletes untagged, unused parents.
     pub fn delete(
         &self,
         name_or_id: &str,

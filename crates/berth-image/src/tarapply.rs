@@ -89,8 +89,8 @@ pub struct ApplyStats {
     pub diff_id: Digest,
     /// Length of the uncompressed tar stream.
     pub tar_size: u64,
-    /// Sum of the sizes of the regular files written (hard links counted once), which is what
-    /// Docker reports as a layer's size.
+    /// Sum of the sizes of the files and symlinks written (hard links counted once), which is
+    /// what Docker reports as a layer's size.
     pub content_size: u64,
     /// Number of tar entries processed.
     pub entries: u64,
@@ -353,6 +353,9 @@ impl Applier {
                 self.cached_parent = None;
                 rfs::symlinkat(os(&target), &parent, base_os)
                     .map_err(|e| io_err(&name, "create symlink", e))?;
+                // Docker's layer size counts every non-directory by its st_size, symlinks
+                // included (the length of the target).
+                self.content_size += target.len() as u64;
                 self.set_at_meta(&parent, base, &meta, &name, false)?;
             }
             tar::EntryType::Link => {

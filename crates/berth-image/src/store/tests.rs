@@ -508,3 +508,10 @@ fn concurrent_readers_and_writers() {
     }
     assert_eq!(s.resolve("busybox").unwrap().repo_tags.len(), 1);
 }
+
+#[test]
+fn store_is_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<ImageStore>();
+    assert_send_sync::<Arc<Image>>();
+}

@@ -309,8 +309,11 @@ fn metadata_is_applied() {
         rustix::fs::lgetxattr(r.join("cap"), "trusted.overlay.opaque", &mut buf[..]).is_err(),
         "overlay xattrs from archives must be dropped"
     );
-    // content size counts regular files once (the hard link adds nothing)
-    assert_eq!(stats.content_size, (9 + 1 + 1 + 9 + 1 + 1) as u64);
+    // content size counts files once (the hard link adds nothing) and symlink targets
+    assert_eq!(
+        stats.content_size,
+        (9 + 1 + 1 + 9 + 1 + 1 + "busybox".len()) as u64
+    );
     assert_eq!(stats.entries, 13);
 }
 
