@@ -1,29 +1,29 @@
 //! The `berth` binary: daemon, CLI, registry server and the per-container supervisor.
+//!
+//! `berth shim` is dispatched before anything else: the supervisor must stay tiny, so it never
+//! touches clap, tracing or tokio.
 
+mod cli;
+mod daemon;
 mod registry_cmd;
 
-use clap::{Parser, Subcommand};
-
-#[derive(Parser)]
-#[command(name = "berth", version, about = "A Docker-compatible container engine")]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Run or maintain an OCI distribution registry
-    Registry(registry_cmd::RegistryArgs),
-}
+use std::ffi::OsString;
 
 fn main() {
-    let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Registry(args) => registry_cmd::run(args),
+    let argv: Vec<OsString> = std::env::args_os().collect();
+    let code = match argv.get(1).and_then(|a| a.to_str()) {
+        Some("shim") => berth_runtime::shim::shim_main(argv[2..].to_vec()),
+        Some("daemon") => {
+            let (args, matches) = daemon::parse(&argv[1..]);
+            match daemon::run(args, &matches) {
+                Ok(()) => 0,
+                Err(e) => {
+                    eprintln!("berth daemon: {e:#}");
+                    1
+                }
+            }
+        }
+        _ => cli::main(argv),
     };
-    if let Err(e) = result {
-        eprintln!("berth: {e:#}");
-        std::process::exit(1);
-    }
+    std::process::exit(code);
 }

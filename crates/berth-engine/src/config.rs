@@ -1,0 +1,352 @@
+//! Daemon configuration: `daemon.json` (Docker's key names where they overlap) merged with
+//! command-line flags by the binary.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+pub const DEFAULT_DATA_ROOT: &str = "/var/lib/berth";
+pub const DEFAULT_EXEC_ROOT: &str = "/run/berth";
+pub const DEFAULT_CONFIG_FILE: &str = "/etc/berth/daemon.json";
+pub const DEFAULT_RUNTIME: &str = "runc";
+pub const DEFAULT_INIT_PATH: &str = "/usr/bin/tini-static";
+pub const DEFAULT_CGROUP_PARENT: &str = "/berth";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("unable to read the configuration file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("unable to configure the berth daemon with file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid daemon configuration: {0}")]
+    Invalid(String),
+}
+
+/// One OCI runtime entry of `runtimes` in daemon.json.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeEntry {
+    pub path: String,
+    #[serde(rename = "runtimeArgs", default)]
+    pub runtime_args: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct UlimitEntry {
+    #[serde(rename = "Name")]
+    pub name: String,
+    #[serde(rename = "Soft")]
+    pub soft: i64,
+    #[serde(rename = "Hard")]
+    pub hard: i64,
+}
+
+/// The keys berth understands in daemon.json. Unknown keys are refused, as Docker does, so a
+/// typo never silently changes nothing.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct FileConfig {
+    pub data_root: Option<PathBuf>,
+    pub exec_root: Option<PathBuf>,
+    pub hosts: Option<Vec<String>>,
+    pub pidfile: Option<PathBuf>,
+    pub debug: Option<bool>,
+    pub log_level: Option<String>,
+    pub group: Option<String>,
+    pub runtimes: Option<BTreeMap<String, RuntimeEntry>>,
+    pub default_runtime: Option<String>,
+    pub log_driver: Option<String>,
+    pub log_opts: Option<BTreeMap<String, String>>,
+    pub init: Option<bool>,
+    pub init_path: Option<PathBuf>,
+    pub default_ulimits: Option<BTreeMap<String, UlimitEntry>>,
+    pub cgroup_parent: Option<String>,
+    pub storage_driver: Option<String>,
+    pub live_restore: Option<bool>,
+    pub default_shm_size: Option<String>,
+    pub no_new_privileges: Option<bool>,
+    pub seccomp_profile: Option<String>,
+    pub shutdown_timeout: Option<u64>,
+    pub registry_mirrors: Option<Vec<String>>,
+    pub insecure_registries: Option<Vec<String>>,
+    pub max_concurrent_downloads: Option<u32>,
+    pub max_concurrent_uploads: Option<u32>,
+}
+
+impl FileConfig {
+    /// Reads the file; a missing file at the default path is an empty configuration.
+    pub fn load(path: &Path, must_exist: bool) -> Result<FileConfig, ConfigError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !must_exist => {
+                return Ok(FileConfig::default())
+            }
+            Err(source) => {
+                return Err(ConfigError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                })
+            }
+        };
+        FileConfig::parse(&text).map_err(|message| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message,
+        })
+    }
+
+    pub fn parse(text: &str) -> Result<FileConfig, String> {
+        if text.trim().is_empty() {
+            return Ok(FileConfig::default());
+        }
+        serde_json::from_str(text).map_err(|e| {
+            let msg = e.to_string();
+            // serde says "unknown field `x`, expected one of …"; Docker says which directive.
+            match msg.strip_prefix("unknown field `") {
+                Some(rest) => {
+                    let key = rest.split('`').next().unwrap_or(rest);
+                    format!("the following directives don't match any configuration option: {key}")
+                }
+                None => msg,
+            }
+        })
+    }
+}
+
+/// Log options for the json-file driver.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogOptions {
+    pub max_size: Option<u64>,
+    pub max_file: u32,
+}
+
+impl LogOptions {
+    /// Parses Docker's json-file options (`max-size`, `max-file`); other keys are refused.
+    pub fn parse(opts: &BTreeMap<String, String>) -> Result<LogOptions, ConfigError> {
+        let mut out = LogOptions {
+            max_size: None,
+            max_file: 1,
+        };
+        for (k, v) in opts {
+            match k.as_str() {
+                "max-size" => {
+                    let n = berth_api::units::ram_in_bytes(v)
+                        .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+                    if n <= 0 {
+                        // Docker: -1 (or 0) means unlimited
+                        out.max_size = None;
+                    } else {
+                        out.max_size = Some(n as u64);
+                    }
+                }
+                "max-file" => {
+                    let n: u32 = v.parse().map_err(|_| {
+                        ConfigError::Invalid(format!("invalid value for max-file: {v}"))
+                    })?;
+                    if n < 1 {
+                        return Err(ConfigError::Invalid(
+                            "max-file cannot be less than 1".to_string(),
+                        ));
+                    }
+                    out.max_file = n;
+                }
+                // Accepted by Docker's json-file driver; berth writes no extra attributes.
+                "labels" | "env" | "env-regex" | "tag" | "compress" => {
+                    return Err(ConfigError::Invalid(format!(
+                        "log option {k} is not supported by berth's json-file driver yet"
+                    )))
+                }
+                _ => {
+                    return Err(ConfigError::Invalid(format!(
+                        "unknown log opt '{k}' for json-file log driver"
+                    )))
+                }
+            }
+        }
+        if out.max_file > 1 && out.max_size.is_none() {
+            return Err(ConfigError::Invalid(
+                "max-file cannot be set without max-size".to_string(),
+            ));
+        }
+        Ok(out)
+    }
+}
+
+/// A configured OCI runtime.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuntimeConfig {
+    pub name: String,
+    pub path: PathBuf,
+    pub args: Vec<String>,
+}
+
+/// The engine's resolved configuration.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    pub data_root: PathBuf,
+    pub exec_root: PathBuf,
+    pub runtimes: BTreeMap<String, RuntimeConfig>,
+    pub default_runtime: String,
+    pub log_opts: LogOptions,
+    pub log_driver: String,
+    pub init_default: bool,
+    pub init_path: PathBuf,
+    pub cgroup_parent: String,
+    pub default_shm_size: i64,
+    pub no_new_privileges: bool,
+    pub seccomp_profile: Option<String>,
+    pub default_ulimits: Vec<UlimitEntry>,
+    pub registry_mirrors: Vec<String>,
+    pub insecure_registries: Vec<String>,
+    pub max_concurrent_downloads: u32,
+    pub max_concurrent_uploads: u32,
+    /// Path of the berth binary to run as the per-container supervisor.
+    pub shim_source: PathBuf,
+    pub hosts: Vec<String>,
+}
+
+impl EngineConfig {
+    /// Builds the engine configuration from a (flag-merged) file configuration.
+    pub fn from_file_config(fc: &FileConfig, shim_source: PathBuf) -> Result<Self, ConfigError> {
+        let mut runtimes = BTreeMap::new();
+        runtimes.insert(
+            "runc".to_string(),
+            RuntimeConfig {
+                name: "runc".into(),
+                path: PathBuf::from("runc"),
+                args: vec![],
+            },
+        );
+        for (name, r) in fc.runtimes.iter().flatten() {
+            if name == "runc" {
+                // Docker refuses to redefine the built-in runtime name.
+                return Err(ConfigError::Invalid(
+                    "runtime name 'runc' is reserved".to_string(),
+                ));
+            }
+            runtimes.insert(
+                name.clone(),
+                RuntimeConfig {
+                    name: name.clone(),
+                    path: PathBuf::from(&r.path),
+                    args: r.runtime_args.clone(),
+                },
+            );
+        }
+        let default_runtime = fc
+            .default_runtime
+            .clone()
+            .unwrap_or_else(|| DEFAULT_RUNTIME.to_string());
+        if !runtimes.contains_key(&default_runtime) {
+            return Err(ConfigError::Invalid(format!(
+                "default runtime {default_runtime} is not configured in runtimes"
+            )));
+        }
+        let log_driver = fc.log_driver.clone().unwrap_or_else(|| "json-file".into());
+        if log_driver != "json-file" && log_driver != "none" {
+            return Err(ConfigError::Invalid(format!(
+                "log driver {log_driver} is not supported by berth (json-file, none)"
+            )));
+        }
+        let log_opts = LogOptions::parse(&fc.log_opts.clone().unwrap_or_default())?;
+        if let Some(d) = &fc.storage_driver {
+            if d != "overlay2" {
+                return Err(ConfigError::Invalid(format!(
+                    "storage driver {d} is not supported by berth (overlay2)"
+                )));
+            }
+        }
+        if fc.live_restore == Some(false) {
+            return Err(ConfigError::Invalid(
+                "live-restore cannot be disabled: berth's supervisors always keep containers running across daemon restarts".to_string(),
+            ));
+        }
+        let default_shm_size = match &fc.default_shm_size {
+            Some(s) => berth_api::units::ram_in_bytes(s)
+                .map_err(|e| ConfigError::Invalid(e.to_string()))?,
+            None => 64 * 1024 * 1024,
+        };
+        Ok(EngineConfig {
+            data_root: fc
+                .data_root
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_ROOT)),
+            exec_root: fc
+                .exec_root
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_EXEC_ROOT)),
+            runtimes,
+            default_runtime,
+            log_opts,
+            log_driver,
+            init_default: fc.init.unwrap_or(false),
+            init_path: fc
+                .init_path
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_INIT_PATH)),
+            cgroup_parent: fc
+                .cgroup_parent
+                .clone()
+                .unwrap_or_else(|| DEFAULT_CGROUP_PARENT.to_string()),
+            default_shm_size,
+            no_new_privileges: fc.no_new_privileges.unwrap_or(false),
+            seccomp_profile: fc.seccomp_profile.clone(),
+            default_ulimits: fc
+                .default_ulimits
+                .clone()
+                .unwrap_or_default()
+                .into_values()
+                .collect(),
+            registry_mirrors: fc.registry_mirrors.clone().unwrap_or_default(),
+            insecure_registries: fc.insecure_registries.clone().unwrap_or_default(),
+            max_concurrent_downloads: fc.max_concurrent_downloads.unwrap_or(3),
+            max_concurrent_uploads: fc.max_concurrent_uploads.unwrap_or(5),
+            shim_source,
+            hosts: fc.hosts.clone().unwrap_or_default(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_docker_keys() {
+        let fc = FileConfig::parse(
+            r#"{"data-root":"/d","runtimes":{"crun":{"path":"/usr/bin/crun","runtimeArgs":["--debug"]}},
+                "default-runtime":"crun","log-opts":{"max-size":"10m","max-file":"3"},
+                "registry-mirrors":["http://127.0.0.1:5000"],"live-restore":true}"#,
+        )
+        .unwrap();
+        let c = EngineConfig::from_file_config(&fc, "/proc/self/exe".into()).unwrap();
+        assert_eq!(c.data_root, PathBuf::from("/d"));
+        assert_eq!(c.default_runtime, "crun");
+        assert_eq!(c.runtimes["crun"].args, vec!["--debug"]);
+        assert_eq!(c.log_opts.max_size, Some(10 * 1024 * 1024));
+        assert_eq!(c.log_opts.max_file, 3);
+        assert_eq!(c.registry_mirrors, vec!["http://127.0.0.1:5000"]);
+    }
+
+    #[test]
+    fn refuses_unknown_and_bad_values() {
+        assert_eq!(
+            FileConfig::parse(r#"{"data-rot":"/x"}"#).unwrap_err(),
+            "the following directives don't match any configuration option: data-rot"
+        );
+        assert!(FileConfig::parse("{").is_err());
+        let fc = FileConfig::parse(r#"{"default-runtime":"nope"}"#).unwrap();
+        assert!(EngineConfig::from_file_config(&fc, "/x".into()).is_err());
+        let fc = FileConfig::parse(r#"{"log-opts":{"max-file":"3"}}"#).unwrap();
+        assert!(EngineConfig::from_file_config(&fc, "/x".into()).is_err());
+        let fc = FileConfig::parse(r#"{"log-opts":{"max-size":"ten"}}"#).unwrap();
+        assert!(EngineConfig::from_file_config(&fc, "/x".into()).is_err());
+        let fc = FileConfig::parse(r#"{"storage-driver":"vfs"}"#).unwrap();
+        assert!(EngineConfig::from_file_config(&fc, "/x".into()).is_err());
+        assert_eq!(FileConfig::parse("  ").unwrap(), FileConfig::default());
+    }
+}

@@ -1,0 +1,771 @@
+//! `POST /containers/create`: validate the request with Docker's rules and messages, merge the
+//! image's defaults, prepare the rw layer and the container's files, persist the record.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use berth_api::models::{
+    ContainerConfig, ContainerCreateBody, ContainerCreateResponse, HostConfig, MountPoint,
+};
+use berth_api::ApiError;
+use chrono::Utc;
+
+use crate::container::{Container, ContainerRecord, StateRecord, Status};
+use crate::{ids, netfiles, Engine};
+
+const MIN_MEMORY: i64 = 6 * 1024 * 1024;
+
+impl Engine {
+    pub(crate) async fn create_container(
+        self: &Arc<Self>,
+        name: Option<String>,
+        body: ContainerCreateBody,
+    ) -> Result<ContainerCreateResponse, ApiError> {
+        let mut config = body.config;
+        let mut hc = body.host_config.unwrap_or_default();
+        let mut warnings = Vec::new();
+
+        if config.image.is_empty() {
+            return Err(ApiError::bad_request(
+                "Config cannot be empty in order to create a container",
+            ));
+        }
+        let name = match name.filter(|n| !n.is_empty()) {
+            Some(n) => {
+                if !ids::valid_name(&n) {
+                    return Err(ApiError::bad_request(ids::invalid_name_message(&n)));
+                }
+                Some(n.trim_start_matches('/').to_string())
+            }
+            None => None,
+        };
+        validate_host_config(&hc)?;
+
+        let image = self.image_for_create(&config.image).await?;
+        merge_image_config(&mut config, &image.config);
+        let (path, args) = command_of(&config)?;
+
+        let runtime = if hc.runtime.is_empty() {
+            self.cfg.default_runtime.clone()
+        } else {
+            hc.runtime.clone()
+        };
+        self.runtime(&runtime)?;
+        hc.runtime = runtime.clone();
+
+        let network_mode = self.network_mode(&hc, &mut warnings)?;
+        let mounts = parse_mounts(&hc)?;
+
+        // Logging: the daemon's json-file defaults unless the container overrides them.
+        let (log_enabled, log_max_size, log_max_file) = self.log_settings(&mut hc)?;
+
+        let id = ids::new_id();
+        let hostname = if config.hostname.is_empty() {
+            if network_mode == "host" {
+                nix::unistd::gethostname()
+                    .map(|h| h.to_string_lossy().into_owned())
+                    .unwrap_or_else(|_| id[..12].to_string())
+            } else {
+                id[..12].to_string()
+            }
+        } else {
+            config.hostname.clone()
+        };
+        config.hostname = hostname.clone();
+        let extra_hosts = hc
+            .extra_hosts
+            .clone()
+            .unwrap_or_default()
+            .iter()
+            .map(|e| netfiles::parse_extra_host(e, None).map_err(ApiError::bad_request))
+            .collect::<Result<Vec<_>, _>>()?;
+
+        let dir = self.container_dir(&id);
+        let rec = ContainerRecord {
+            id: id.clone(),
+            name: String::new(),
+            created: Utc::now(),
+            path,
+            args,
+            image_id: image.id.clone(),
+            image_name: config.image.clone(),
+            config,
+            host_config: hc,
+            state: StateRecord::default(),
+            restart_count: 0,
+            runtime,
+            network_mode: network_mode.clone(),
+            log_path: if log_enabled {
+                dir.join(format!("{id}-json.log"))
+                    .to_string_lossy()
+                    .into_owned()
+            } else {
+                String::new()
+            },
+            hostname_path: dir.join("hostname").to_string_lossy().into_owned(),
+            hosts_path: dir.join("hosts").to_string_lossy().into_owned(),
+            resolv_conf_path: dir.join("resolv.conf").to_string_lossy().into_owned(),
+            mounts,
+            has_been_started: false,
+            log_max_size,
+            log_max_file,
+            log_enabled,
+        };
+
+        // Reserve the name before doing any work, so two creates cannot both take it.
+        let name = self.reserve_name(&id, name)?;
+        let result = self
+            .materialize(rec, &name, &image, &hostname, &extra_hosts)
+            .await;
+        match result {
+            Ok(c) => {
+                let attrs = self.event_attrs(&c);
+                self.events.emit("container", "create", &id, attrs);
+                Ok(ContainerCreateResponse { id, warnings })
+            }
+            Err(e) => {
+                self.release_name(&name);
+                let _ = std::fs::remove_dir_all(&dir);
+                self.remove_rw_layer(&id).await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn materialize(
+        self: &Arc<Self>,
+        mut rec: ContainerRecord,
+        name: &str,
+        image: &crate::images::ImageRef,
+        hostname: &str,
+        extra_hosts: &[(String, String)],
+    ) -> Result<Arc<Container>, ApiError> {
+        rec.name = name.to_string();
+        let dir = self.container_dir(&rec.id);
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| ApiError::internal(format!("cannot create {}: {e}", dir.display())))?;
+        self.create_rw_layer(&rec.id, image).await?;
+        write_net_files(&dir, &rec, hostname, extra_hosts)
+            .map_err(|e| ApiError::internal(format!("cannot write the container's files: {e}")))?;
+        let c = Container::new(rec, &self.cfg.data_root, &self.cfg.exec_root);
+        c.save()
+            .map_err(|e| ApiError::internal(format!("cannot save the container record: {e}")))?;
+        let mut cs = self.containers.write().unwrap_or_else(|p| p.into_inner());
+        cs.by_id.insert(c.id.clone(), c.clone());
+        Ok(c)
+    }
+
+    /// Takes `name` (or a generated one) for `id`; 409 with Docker's text when taken.
+    pub(crate) fn reserve_name(&self, id: &str, name: Option<String>) -> Result<String, ApiError> {
+        let mut cs = self.containers.write().unwrap_or_else(|p| p.into_inner());
+        let name = match name {
+            Some(n) => {
+                if let Some(other) = cs.names.get(&n) {
+                    return Err(ApiError::conflict(format!(
+                        "Conflict. The container name \"/{n}\" is already in use by container \"{other}\". You have to remove (or rename) that container to be able to reuse that name."
+                    )));
+                }
+                n
+            }
+            None => ids::generate_name(|n| cs.names.contains_key(n)),
+        };
+        cs.names.insert(name.clone(), id.to_string());
+        Ok(name)
+    }
+
+    pub(crate) fn release_name(&self, name: &str) {
+        let mut cs = self.containers.write().unwrap_or_else(|p| p.into_inner());
+        cs.names.remove(name);
+    }
+
+    /// The network mode the container gets, as stored in the record.
+    fn network_mode(
+        &self,
+        hc: &HostConfig,
+        warnings: &mut Vec<String>,
+    ) -> Result<String, ApiError> {
+        let requested = hc.network_mode.as_str();
+        let has_ports = hc.port_bindings.as_ref().is_some_and(|p| {
+            p.values()
+                .any(|v| v.as_ref().is_some_and(|b| !b.is_empty()))
+        }) || hc.publish_all_ports;
+        let mode = match requested {
+            "" | "default" | "bridge" => {
+                if has_ports {
+                    return Err(ApiError::bad_request(
+                        "publishing ports (-p/-P) needs the bridge network, which berth does not provide yet; use --network host to serve on the host's ports",
+                    ));
+                }
+                warnings.push(
+                    "berth has no bridge network yet: the container gets its own network namespace with only a loopback interface (network mode \"none\")"
+                        .to_string(),
+                );
+                "none".to_string()
+            }
+            "none" => {
+                if has_ports {
+                    return Err(ApiError::bad_request(
+                        "conflicting options: port publishing and the container type network mode",
+                    ));
+                }
+                "none".to_string()
+            }
+            "host" => {
+                if has_ports {
+                    warnings.push(
+                        "Published ports are discarded when using host network mode".to_string(),
+                    );
+                }
+                "host".to_string()
+            }
+            other => {
+                if let Some(target) = other.strip_prefix("container:") {
+                    let c = self.lookup(target)?;
+                    format!("container:{}", c.id)
+                } else {
+                    return Err(ApiError::not_found(format!("network {other} not found")));
+                }
+            }
+        };
+        Ok(mode)
+    }
+
+    fn log_settings(&self, hc: &mut HostConfig) -> Result<(bool, Option<u64>, u32), ApiError> {
+        let kind = if hc.log_config.kind.is_empty() {
+            self.cfg.log_driver.clone()
+        } else {
+            hc.log_config.kind.clone()
+        };
+        match kind.as_str() {
+            "none" => {
+                hc.log_config.kind = kind;
+                Ok((false, None, 1))
+            }
+            "json-file" => {
+                let opts = match &hc.log_config.config {
+                    Some(c) if !c.is_empty() => crate::config::LogOptions::parse(c)
+                        .map_err(|e| ApiError::bad_request(e.to_string()))?,
+                    _ => self.cfg.log_opts.clone(),
+                };
+                hc.log_config.kind = kind;
+                if hc.log_config.config.is_none() {
+                    hc.log_config.config = Some(BTreeMap::new());
+                }
+                Ok((true, opts.max_size, opts.max_file))
+            }
+            other => Err(ApiError::bad_request(format!(
+                "logging driver {other} is not supported by berth (json-file, none)"
+            ))),
+        }
+    }
+}
+
+/// Docker's host-config checks (`verifyPlatformContainerResources` and friends).
+fn validate_host_config(hc: &HostConfig) -> Result<(), ApiError> {
+    let bad = |m: &str| Err(ApiError::bad_request(m.to_string()));
+    if hc.memory > 0 && hc.memory < MIN_MEMORY {
+        return bad("Minimum memory limit allowed is 6MB");
+    }
+    if hc.memory_swap > 0 && hc.memory == 0 {
+        return bad(
+            "You should always set the Memory limit when using Memoryswap limit, see usage",
+        );
+    }
+    if hc.memory_swap > 0 && hc.memory_swap < hc.memory {
+        return bad("Minimum memoryswap limit should be larger than memory limit, see usage");
+    }
+    if hc.memory_reservation > 0 && hc.memory_reservation < MIN_MEMORY {
+        return bad("Minimum memory reservation allowed is 6MB");
+    }
+    if hc.memory > 0 && hc.memory_reservation > 0 && hc.memory < hc.memory_reservation {
+        return bad(
+            "Minimum memory limit can not be less than memory reservation limit, see usage",
+        );
+    }
+    if hc.nano_cpus > 0 && (hc.cpu_period > 0 || hc.cpu_quota > 0) {
+        return bad("Conflicting options: Nano CPUs and CPU Period cannot both be set");
+    }
+    if hc.nano_cpus < 0 {
+        return bad("invalid value: NanoCPUs must be positive");
+    }
+    let ncpu = std::thread::available_parallelism()
+        .map(|n| n.get() as i64)
+        .unwrap_or(1);
+    if hc.nano_cpus > ncpu * 1_000_000_000 {
+        return Err(ApiError::bad_request(format!(
+            "Range of CPUs is from 0.01 to {ncpu}.00, as there are only {ncpu} CPUs available"
+        )));
+    }
+    if hc.cpu_period != 0 && (hc.cpu_period < 1000 || hc.cpu_period > 1_000_000) {
+        return bad(
+            "CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)",
+        );
+    }
+    if hc.cpu_quota > 0 && hc.cpu_quota < 1000 {
+        return bad("CPU cfs quota can not be less than 1ms (i.e. 1000)");
+    }
+    if hc.oom_score_adj < -1000 || hc.oom_score_adj > 1000 {
+        return Err(ApiError::bad_request(format!(
+            "Invalid value {}, range for oom score adj is [-1000, 1000]",
+            hc.oom_score_adj
+        )));
+    }
+    if hc.shm_size < 0 {
+        return bad("SHM size can not be less than 0");
+    }
+    match hc.restart_policy.name.as_str() {
+        "" | "no" => {}
+        "always" | "unless-stopped" | "on-failure" => {
+            if hc.auto_remove {
+                return bad("can't create 'AutoRemove' container with restart policy");
+            }
+            if hc.restart_policy.name != "on-failure" && hc.restart_policy.maximum_retry_count != 0
+            {
+                return Err(ApiError::bad_request(format!(
+                    "maximum retry count cannot be used with restart policy '{}'",
+                    hc.restart_policy.name
+                )));
+            }
+            if hc.restart_policy.maximum_retry_count < 0 {
+                return bad("maximum retry count cannot be negative");
+            }
+        }
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "invalid restart policy '{other}'"
+            )))
+        }
+    }
+    for mode in [&hc.ipc_mode, &hc.pid_mode, &hc.uts_mode] {
+        if !matches!(mode.as_str(), "" | "host" | "private" | "shareable") {
+            return Err(ApiError::bad_request(format!(
+                "namespace mode {mode} is not supported by berth yet (host or private)"
+            )));
+        }
+    }
+    if hc.uts_mode == "host" && hc.network_mode != "host" {
+        // Docker allows it; nothing to check.
+    }
+    if !hc.userns_mode.is_empty() && hc.userns_mode != "host" {
+        return bad("user namespaces (--userns) are not supported by berth yet");
+    }
+    if !hc.cgroupns_mode.is_empty() && hc.cgroupns_mode != "host" && hc.cgroupns_mode != "private" {
+        return Err(ApiError::bad_request(format!(
+            "invalid cgroup namespace mode: {}",
+            hc.cgroupns_mode
+        )));
+    }
+    if hc.volumes_from.as_ref().is_some_and(|v| !v.is_empty()) {
+        return bad("--volumes-from is not supported by berth yet");
+    }
+    if hc.links.as_ref().is_some_and(|v| !v.is_empty()) {
+        return bad("--link needs the bridge network, which berth does not provide yet");
+    }
+    if !hc.volume_driver.is_empty() && hc.volume_driver != "local" {
+        return Err(ApiError::bad_request(format!(
+            "volume driver {} is not supported by berth",
+            hc.volume_driver
+        )));
+    }
+    if hc.device_requests.as_ref().is_some_and(|v| !v.is_empty()) {
+        return bad("device requests (--gpus) are not supported by berth");
+    }
+    Ok(())
+}
+
+/// Fills what the request leaves empty from the image, as Docker's `merge` does.
+pub(crate) fn merge_image_config(c: &mut ContainerConfig, img: &ContainerConfig) {
+    if c.user.is_empty() {
+        c.user = img.user.clone();
+    }
+    match (&mut c.exposed_ports, &img.exposed_ports) {
+        (None, Some(p)) => c.exposed_ports = Some(p.clone()),
+        (Some(mine), Some(p)) => {
+            for (k, v) in p {
+                mine.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+        }
+        _ => {}
+    }
+    // Env: the image's, overridden key by key by the request's.
+    let mut env: Vec<String> = img.env.clone().unwrap_or_default();
+    for e in c.env.clone().unwrap_or_default() {
+        let key = e.split('=').next().unwrap_or("").to_string();
+        env.retain(|x| x.split('=').next().unwrap_or("") != key);
+        env.push(e);
+    }
+    c.env = Some(env);
+    if c.labels.is_none() {
+        c.labels = img.labels.clone();
+    } else if let (Some(mine), Some(theirs)) = (&mut c.labels, &img.labels) {
+        for (k, v) in theirs {
+            mine.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+    }
+    // Entrypoint and Cmd: an explicit entrypoint drops the image's cmd (Docker's rule).
+    let ep_set = c.entrypoint.as_ref().is_some_and(|e| !e.is_empty());
+    if !ep_set {
+        if c.entrypoint.is_none() {
+            c.entrypoint = img.entrypoint.clone();
+        }
+        if c.cmd.as_ref().is_none_or(|x| x.is_empty()) {
+            c.cmd = img.cmd.clone();
+        }
+    }
+    if c.working_dir.is_empty() {
+        c.working_dir = img.working_dir.clone();
+    }
+    if c.healthcheck.is_none() {
+        c.healthcheck = img.healthcheck.clone();
+    }
+    if c.stop_signal.is_empty() {
+        c.stop_signal = img.stop_signal.clone();
+    }
+    if c.stop_timeout.is_none() {
+        c.stop_timeout = img.stop_timeout;
+    }
+    if c.volumes.as_ref().is_none_or(|v| v.is_empty()) {
+        c.volumes = img.volumes.clone();
+    }
+    if c.on_build.is_none() {
+        c.on_build = img.on_build.clone();
+    }
+    if c.shell.is_none() {
+        c.shell = img.shell.clone();
+    }
+    if c.domainname.is_empty() {
+        c.domainname = img.domainname.clone();
+    }
+}
+
+/// Path and Args from Entrypoint + Cmd; 400 when there is no command at all.
+pub(crate) fn command_of(c: &ContainerConfig) -> Result<(String, Vec<String>), ApiError> {
+    let mut argv: Vec<String> = c.entrypoint.clone().unwrap_or_default();
+    argv.extend(c.cmd.clone().unwrap_or_default());
+    if argv.is_empty() {
+        return Err(ApiError::bad_request("No command specified"));
+    }
+    let path = argv.remove(0);
+    Ok((path, argv))
+}
+
+/// Bind mounts and tmpfs from `Binds`, `Mounts` and `Tmpfs`, as inspect reports them.
+pub(crate) fn parse_mounts(hc: &HostConfig) -> Result<Vec<MountPoint>, ApiError> {
+    let mut out: Vec<MountPoint> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut add = |m: MountPoint, out: &mut Vec<MountPoint>| -> Result<(), ApiError> {
+        if !seen.insert(m.destination.clone()) {
+            return Err(ApiError::bad_request(format!(
+                "Duplicate mount point: {}",
+                m.destination
+            )));
+        }
+        out.push(m);
+        Ok(())
+    };
+    for b in hc.binds.clone().unwrap_or_default() {
+        add(parse_bind(&b)?, &mut out)?;
+    }
+    for m in hc.mounts.clone().unwrap_or_default() {
+        let target = m.target.clone();
+        if target.is_empty() {
+            return Err(ApiError::bad_request(
+                "invalid mount config: Target must not be empty",
+            ));
+        }
+        if !target.starts_with('/') {
+            return Err(ApiError::bad_request(format!(
+                "invalid mount config for type \"{}\": invalid mount path: '{target}' mount path must be absolute",
+                m.kind
+            )));
+        }
+        match m.kind.as_str() {
+            "bind" => {
+                if m.source.is_empty() {
+                    return Err(ApiError::bad_request(
+                        "invalid mount config for type \"bind\": field Source must not be empty",
+                    ));
+                }
+                if !Path::new(&m.source).is_absolute() {
+                    return Err(ApiError::bad_request(format!(
+                        "invalid mount config for type \"bind\": invalid mount path: '{}' mount path must be absolute",
+                        m.source
+                    )));
+                }
+                if !Path::new(&m.source).exists() {
+                    return Err(ApiError::bad_request(format!(
+                        "invalid mount config for type \"bind\": bind source path does not exist: {}",
+                        m.source
+                    )));
+                }
+                let propagation = m
+                    .bind_options
+                    .as_ref()
+                    .map(|b| b.propagation.clone())
+                    .filter(|p| !p.is_empty())
+                    .unwrap_or_else(|| "rprivate".to_string());
+                add(
+                    MountPoint {
+                        kind: "bind".into(),
+                        name: String::new(),
+                        source: m.source.clone(),
+                        destination: target,
+                        driver: String::new(),
+                        mode: String::new(),
+                        rw: !m.read_only,
+                        propagation,
+                    },
+                    &mut out,
+                )?;
+            }
+            "tmpfs" => {
+                if !m.source.is_empty() {
+                    return Err(ApiError::bad_request(
+                        "invalid mount config for type \"tmpfs\": field Source must not be specified",
+                    ));
+                }
+                let mut opts = Vec::new();
+                if let Some(t) = &m.tmpfs_options {
+                    if t.size_bytes > 0 {
+                        opts.push(format!("size={}", t.size_bytes));
+                    }
+                    if t.mode > 0 {
+                        opts.push(format!("mode={:o}", t.mode));
+                    }
+                }
+                if m.read_only {
+                    opts.push("ro".into());
+                }
+                add(
+                    MountPoint {
+                        kind: "tmpfs".into(),
+                        name: String::new(),
+                        source: String::new(),
+                        destination: target,
+                        driver: String::new(),
+                        mode: opts.join(","),
+                        rw: !m.read_only,
+                        propagation: String::new(),
+                    },
+                    &mut out,
+                )?;
+            }
+            "volume" => {
+                return Err(ApiError::bad_request(
+                    "named volumes are not supported by berth yet; use a bind mount (type=bind)",
+                ))
+            }
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "invalid mount config: mount type unknown: \"{other}\""
+                )))
+            }
+        }
+    }
+    for (dest, opts) in hc.tmpfs.clone().unwrap_or_default() {
+        if !dest.starts_with('/') {
+            return Err(ApiError::bad_request(format!(
+                "invalid mount path: '{dest}' mount path must be absolute"
+            )));
+        }
+        add(
+            MountPoint {
+                kind: "tmpfs".into(),
+                name: String::new(),
+                source: String::new(),
+                destination: dest,
+                driver: String::new(),
+                mode: opts,
+                rw: true,
+                propagation: String::new(),
+            },
+            &mut out,
+        )?;
+    }
+    Ok(out)
+}
+
+/// `-v /host:/ctr[:opts]`.
+fn parse_bind(spec: &str) -> Result<MountPoint, ApiError> {
+    let invalid = || ApiError::bad_request(format!("invalid volume specification: '{spec}'"));
+    let parts: Vec<&str> = spec.split(':').collect();
+    let (src, dst, mode) = match parts.as_slice() {
+        [dst] => {
+            let _ = dst;
+            return Err(ApiError::bad_request(
+                "anonymous volumes are not supported by berth yet; use a bind mount (-v /host/path:/path)",
+            ));
+        }
+        [src, dst] => (*src, *dst, ""),
+        [src, dst, mode] => (*src, *dst, *mode),
+        _ => return Err(invalid()),
+    };
+    if src.is_empty() || dst.is_empty() {
+        return Err(invalid());
+    }
+    if !dst.starts_with('/') {
+        return Err(ApiError::bad_request(format!(
+            "invalid volume specification: '{spec}': invalid mount config for type \"bind\": invalid mount path: '{dst}' mount path must be absolute"
+        )));
+    }
+    if !src.starts_with('/') {
+        return Err(ApiError::bad_request(format!(
+            "named volumes are not supported by berth yet ('{src}'); use an absolute host path"
+        )));
+    }
+    if dst == "/" {
+        return Err(ApiError::bad_request(format!(
+            "invalid volume specification: '{spec}': invalid mount config for type \"bind\": invalid specification: destination can't be '/'"
+        )));
+    }
+    let mut rw = true;
+    let mut propagation = "rprivate".to_string();
+    let mut mode_out = Vec::new();
+    for m in mode.split(',').filter(|m| !m.is_empty()) {
+        match m {
+            "ro" => rw = false,
+            "rw" => rw = true,
+            "z" | "Z" => {
+                return Err(ApiError::bad_request(
+                    "SELinux relabelling (:z/:Z) is not supported by berth",
+                ))
+            }
+            "shared" | "rshared" | "slave" | "rslave" | "private" | "rprivate" => {
+                propagation = m.to_string()
+            }
+            "nocopy" => {}
+            _ => return Err(invalid()),
+        }
+        mode_out.push(m);
+    }
+    Ok(MountPoint {
+        kind: "bind".into(),
+        name: String::new(),
+        source: src.to_string(),
+        destination: dst.to_string(),
+        driver: String::new(),
+        mode: mode_out.join(","),
+        rw,
+        propagation,
+    })
+}
+
+fn write_net_files(
+    dir: &Path,
+    rec: &ContainerRecord,
+    hostname: &str,
+    extra_hosts: &[(String, String)],
+) -> std::io::Result<()> {
+    let host_mode = rec.network_mode == "host";
+    let hosts = if host_mode {
+        let host = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
+        netfiles::host_mode_hosts_file(&host, extra_hosts)
+    } else {
+        netfiles::hosts_file(hostname, &rec.config.domainname, &[], extra_hosts)
+    };
+    let hc = &rec.host_config;
+    let dns = netfiles::DnsOverrides {
+        servers: hc.dns.clone().unwrap_or_default(),
+        search: hc.dns_search.clone().unwrap_or_default(),
+        options: hc.dns_options.clone().unwrap_or_default(),
+    };
+    let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let resolv = netfiles::resolv_conf(&host_resolv, !host_mode, &dns);
+    berth_image::fsutil::write_atomic(
+        dir,
+        "hostname",
+        netfiles::hostname_file(hostname).as_bytes(),
+    )?;
+    berth_image::fsutil::write_atomic(dir, "hosts", hosts.as_bytes())?;
+    berth_image::fsutil::write_atomic(dir, "resolv.conf", resolv.as_bytes())?;
+    Ok(())
+}
+
+#[allow(dead_code)]
+pub(crate) fn status_is_removable(s: Status) -> bool {
+    !s.is_running()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(json: &str) -> ContainerConfig {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn merges_like_docker() {
+        let img = cfg(
+            r#"{"Env":["PATH=/bin","A=img"],"Cmd":["sh"],"Entrypoint":null,"WorkingDir":"/w","Labels":{"x":"1"},"User":"nobody"}"#,
+        );
+        let mut c =
+            cfg(r#"{"Env":["A=mine","B=2"],"Cmd":null,"Image":"busybox","Labels":{"y":"2"}}"#);
+        merge_image_config(&mut c, &img);
+        assert_eq!(
+            c.env.as_ref().unwrap(),
+            &vec!["PATH=/bin".to_string(), "A=mine".into(), "B=2".into()]
+        );
+        assert_eq!(c.cmd.as_ref().unwrap(), &vec!["sh".to_string()]);
+        assert_eq!(c.working_dir, "/w");
+        assert_eq!(c.user, "nobody");
+        assert_eq!(c.labels.as_ref().unwrap().len(), 2);
+        assert_eq!(command_of(&c).unwrap(), ("sh".to_string(), vec![]));
+
+        // An explicit entrypoint drops the image's cmd.
+        let mut c = cfg(r#"{"Entrypoint":["echo"],"Image":"busybox"}"#);
+        merge_image_config(&mut c, &img);
+        assert_eq!(c.cmd, None);
+        assert_eq!(command_of(&c).unwrap(), ("echo".to_string(), vec![]));
+
+        let mut c = cfg(r#"{"Image":"x"}"#);
+        merge_image_config(&mut c, &ContainerConfig::default());
+        assert_eq!(command_of(&c).unwrap_err().message, "No command specified");
+    }
+
+    #[test]
+    fn binds() {
+        let m = parse_bind("/tmp:/data:ro").unwrap();
+        assert_eq!(
+            (m.source.as_str(), m.destination.as_str(), m.rw),
+            ("/tmp", "/data", false)
+        );
+        assert_eq!(m.mode, "ro");
+        assert!(parse_bind("/tmp:data").is_err());
+        assert!(parse_bind("/tmp:/").is_err());
+        assert!(parse_bind("/tmp:/d:bogus").is_err());
+        assert!(parse_bind("vol:/d")
+            .unwrap_err()
+            .message
+            .contains("named volumes"));
+        assert!(parse_bind("/d")
+            .unwrap_err()
+            .message
+            .contains("anonymous volumes"));
+        let hc: HostConfig = serde_json::from_str(r#"{"Binds":["/tmp:/a","/tmp:/a"]}"#).unwrap();
+        assert_eq!(
+            parse_mounts(&hc).unwrap_err().message,
+            "Duplicate mount point: /a"
+        );
+    }
+
+    #[test]
+    fn host_config_rules() {
+        let hc = |j: &str| serde_json::from_str::<HostConfig>(j).unwrap();
+        assert_eq!(
+            validate_host_config(&hc(r#"{"Memory":1024}"#))
+                .unwrap_err()
+                .message,
+            "Minimum memory limit allowed is 6MB"
+        );
+        assert!(validate_host_config(&hc(r#"{"Memory":10000000,"MemorySwap":5000000}"#)).is_err());
+        assert!(validate_host_config(&hc(
+            r#"{"RestartPolicy":{"Name":"always"},"AutoRemove":true}"#
+        ))
+        .is_err());
+        assert!(validate_host_config(&hc(r#"{"RestartPolicy":{"Name":"sometimes"}}"#)).is_err());
+        assert!(validate_host_config(&hc(r#"{"NanoCpus":500000000,"CpuQuota":50000}"#)).is_err());
+        assert!(validate_host_config(&hc(r#"{"Memory":10000000,"NanoCpus":500000000}"#)).is_ok());
+    }
+}
