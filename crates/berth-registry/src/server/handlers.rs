@@ -10,12 +10,11 @@ use std::time::{Duration, Instant};
 use berth_image::digest::{Algorithm, Digest, Hasher};
 use berth_image::reference::{is_tag, validate_repository_path};
 use bytes::Bytes;
-use futures_util::TryStreamExt;
 use http::header::{self, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{combinators::BoxBody, BodyExt, Empty, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
-use tokio::io::{AsyncSeekExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 use super::auth::{self, Claims, FailureTracker, Htpasswd, TokenKey};
 use super::config::{AccessPolicy, Action, RegistryConfig};
@@ -37,8 +36,8 @@ const JSON: &str = "application/json; charset=utf-8";
 const TOKEN_FORM_LIMIT: usize = 64 * 1024;
 /// Writes to an upload file are gathered into buffers of this size.
 const WRITE_BUF: usize = 512 * 1024;
-/// Blob reads are streamed in chunks of this size.
-const READ_CHUNK: usize = 256 * 1024;
+/// Blobs are streamed in frames of this size (slices of the mapping: no copies).
+const READ_CHUNK: usize = 2 * 1024 * 1024;
 
 fn empty() -> Body {
     Empty::new().map_err(|never| match never {}).boxed()
@@ -1049,13 +1048,14 @@ impl Registry {
         if req.method() == Method::HEAD || len == 0 {
             return b.body(empty()).map_err(ApiError::internal);
         }
-        let mut file = tokio::fs::File::open(self.storage.blob_path(&d)).await?;
-        if start > 0 {
-            file.seek(io::SeekFrom::Start(start)).await?;
-        }
-        use tokio::io::AsyncReadExt;
-        let stream = tokio_util::io::ReaderStream::with_capacity(file.take(len), READ_CHUNK);
-        let body = StreamBody::new(stream.map_ok(Frame::data)).boxed();
+        let path = self.storage.blob_path(&d);
+        let data = blocking(move || map_blob(&path, size)).await?;
+        let end = start + len;
+        let chunks = (start..end).step_by(READ_CHUNK).map(move |o| {
+            let upto = (o + READ_CHUNK as u64).min(end);
+            Ok::<_, io::Error>(Frame::data(data.slice(o as usize..upto as usize)))
+        });
+        let body = StreamBody::new(futures_util::stream::iter(chunks)).boxed();
         b.body(body).map_err(ApiError::internal)
     }
 
@@ -1666,6 +1666,30 @@ async fn read_limited(body: Incoming, limit: u64) -> Result<Bytes, ApiError> {
             .status(StatusCode::BAD_REQUEST)
             .message(format!("reading the request body failed: {e}"))),
     }
+}
+
+/// The bytes of a blob, memory-mapped: served straight from the page cache with one copy
+/// (into the socket) and no read buffers, which keeps both throughput up and RSS down.
+/// Small blobs are simply read.
+fn map_blob(path: &std::path::Path, size: u64) -> io::Result<Bytes> {
+    let file = std::fs::File::open(path)?;
+    let actual = file.metadata()?.len();
+    if actual != size {
+        return Err(io::Error::other(format!(
+            "blob {} changed size ({size} -> {actual})",
+            path.display()
+        )));
+    }
+    if size <= 64 * 1024 {
+        let mut v = Vec::with_capacity(size as usize);
+        io::Read::read_to_end(&mut io::Read::take(file, size), &mut v)?;
+        return Ok(Bytes::from(v));
+    }
+    // SAFETY: mmap(2) of a read-only file descriptor. Blobs are immutable once renamed into
+    // the store (never written or truncated in place; gc only unlinks, which keeps the mapping
+    // valid), so the mapped bytes cannot change or vanish under the reader.
+    let map = unsafe { memmap2::MmapOptions::new().map(&file)? };
+    Ok(Bytes::from_owner(map))
 }
 
 /// Runs blocking storage work off the async threads.
