@@ -474,3 +474,54 @@ async fn token_endpoint_absent_without_token_mode() {
     let r = TestRegistry::start(|_| {}).await;
     assert_eq!(r.get("/token").await.status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn token_mount_asks_for_the_source_scope() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = htpasswd(dir.path());
+    let r = TestRegistry::start_in(
+        dir,
+        |c| {
+            c.htpasswd = Some(h);
+            c.token = Some(TokenSettings::default());
+        },
+        false,
+    )
+    .await;
+    let a = basic("alice", "alicepw");
+    let get = |scope: &'static str| {
+        let r = &r;
+        let a = a.clone();
+        async move {
+            let t = token(r, &format!("service=berth-registry&{scope}"), Some(&a)).await;
+            format!("Bearer {}", t.json()["token"].as_str().unwrap())
+        }
+    };
+    let t1 = get("scope=repository:alice/a:pull,push").await;
+    let d = berth_image::digest::Digest::sha256_of(b"mount me");
+    let up = r
+        .req(
+            Method::POST,
+            &format!("/v2/alice/a/blobs/uploads/?digest={d}"),
+            &[("authorization", &t1)],
+            "mount me",
+        )
+        .await;
+    assert_eq!(up.status, StatusCode::CREATED);
+    let mount = format!("/v2/alice/b/blobs/uploads/?mount={d}&from=alice/a");
+    // A token for the target only: the challenge asks for the source as well.
+    let t2 = get("scope=repository:alice/b:pull,push").await;
+    let resp = r
+        .req(Method::POST, &mount, &[("authorization", &t2)], "")
+        .await;
+    assert_eq!(resp.status, StatusCode::UNAUTHORIZED);
+    assert!(resp
+        .header("www-authenticate")
+        .unwrap()
+        .contains("scope=\"repository:alice/b:pull,push repository:alice/a:pull\""));
+    let t3 = get("scope=repository:alice/b:pull,push&scope=repository:alice/a:pull").await;
+    let resp = r
+        .req(Method::POST, &mount, &[("authorization", &t3)], "")
+        .await;
+    assert_eq!(resp.status, StatusCode::CREATED);
+}

@@ -270,7 +270,16 @@ impl Registry {
                     &Method::PUT | &Method::POST | &Method::PATCH | &Method::DELETE => Action::Push,
                     _ => return Err(ApiError::new(ErrorCode::Unsupported)),
                 };
-                Need::Repo(name.to_string(), action)
+                // A mount also reads the source repository: ask for that scope too.
+                let mount_from = match r {
+                    Route::UploadStart(_) => query_pairs(req.uri().query())
+                        .into_iter()
+                        .find(|(k, _)| k == "from")
+                        .map(|(_, v)| v)
+                        .filter(|f| validate_repository_path(f).is_ok()),
+                    _ => None,
+                };
+                Need::Repo(name.to_string(), action, mount_from)
             }
         };
         let ident = self.authenticate(&req, peer, secure, &need).await?;
@@ -346,12 +355,16 @@ impl Registry {
         match need {
             Need::Base => {}
             Need::Catalog => v.push_str(",scope=\"registry:catalog:*\""),
-            Need::Repo(name, a) => {
+            Need::Repo(name, a, from) => {
                 let actions = match a {
                     Action::Push => "pull,push",
                     other => other.as_str(),
                 };
-                v.push_str(&format!(",scope=\"repository:{name}:{actions}\""));
+                let extra = from
+                    .as_ref()
+                    .map(|f| format!(" repository:{f}:pull"))
+                    .unwrap_or_default();
+                v.push_str(&format!(",scope=\"repository:{name}:{actions}{extra}\""));
             }
         }
         if let Some(e) = error {
@@ -465,7 +478,7 @@ impl Registry {
         // The detail matters too: dockerd turns a DENIED without detail into a bare error
         // code, which it neither explains nor stops retrying.
         let detail = match need {
-            Need::Repo(name, a) => serde_json::json!([{
+            Need::Repo(name, a, _) => serde_json::json!([{
                 "Type": "repository", "Name": name, "Action": a.as_str()
             }]),
             _ => serde_json::json!([{ "Type": "registry", "Name": "catalog", "Action": "*" }]),
@@ -488,7 +501,7 @@ impl Registry {
         match &self.mode {
             AuthMode::Open => match need {
                 Need::Base | Need::Catalog => Ok(()),
-                Need::Repo(name, a) => {
+                Need::Repo(name, a, _) => {
                     if self.policy.allowed(None, name).contains(*a) {
                         Ok(())
                     } else {
@@ -503,7 +516,7 @@ impl Registry {
                         Err(self.unauthorized(req, secure, need, None))
                     }
                     Need::Base | Need::Catalog => Ok(()),
-                    Need::Repo(name, a) => {
+                    Need::Repo(name, a, _) => {
                         if self.policy.allowed(acct, name).contains(*a) {
                             Ok(())
                         } else if acct.is_none() {
@@ -524,8 +537,18 @@ impl Registry {
                     Need::Catalog => {
                         Err(self.unauthorized(req, secure, need, Some("insufficient_scope")))
                     }
-                    Need::Repo(name, a) => {
-                        if claims.granted(name).contains(*a) {
+                    Need::Repo(name, a, from) => {
+                        let from_missing = from.as_ref().is_some_and(|f| {
+                            !claims.granted(f).contains(Action::Pull)
+                                && self
+                                    .policy
+                                    .allowed(claims.account(), f)
+                                    .contains(Action::Pull)
+                        });
+                        if claims.granted(name).contains(*a) && from_missing {
+                            // Allowed, but the token lacks the mount source: get a better one.
+                            Err(self.unauthorized(req, secure, need, Some("insufficient_scope")))
+                        } else if claims.granted(name).contains(*a) {
                             Ok(())
                         } else if self.policy.allowed(claims.account(), name).contains(*a) {
                             Err(self.unauthorized(req, secure, need, Some("insufficient_scope")))
@@ -1380,7 +1403,8 @@ impl Registry {
 enum Need {
     Base,
     Catalog,
-    Repo(String, Action),
+    /// Repository, action, and the source repository of a mount.
+    Repo(String, Action, Option<String>),
 }
 
 /// The API endpoints. Repository names contain slashes, so routes are recognised from the
