@@ -36,6 +36,8 @@ const JSON: &str = "application/json; charset=utf-8";
 const TOKEN_FORM_LIMIT: usize = 64 * 1024;
 /// Writes to an upload file are gathered into buffers of this size.
 const WRITE_BUF: usize = 512 * 1024;
+/// How long a request body may stall before the request is given up.
+const BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 /// Blobs are streamed in frames of this size (slices of the mapping: no copies).
 const READ_CHUNK: usize = 2 * 1024 * 1024;
 
@@ -1331,7 +1333,19 @@ impl Registry {
         let mut buf: Vec<u8> = Vec::new();
         let mut total = size;
         let mut failed = None;
-        while let Some(frame) = body.frame().await {
+        loop {
+            // A client that stops sending mid-body must not hold the upload forever.
+            let frame = match tokio::time::timeout(BODY_IDLE_TIMEOUT, body.frame()).await {
+                Ok(Some(f)) => f,
+                Ok(None) => break,
+                Err(_) => {
+                    failed = Some(ApiError::new(ErrorCode::BlobUploadInvalid).message(format!(
+                        "no request body data for {}s; resume the upload",
+                        BODY_IDLE_TIMEOUT.as_secs()
+                    )));
+                    break;
+                }
+            };
             let frame = match frame {
                 Ok(f) => f,
                 Err(e) => {
@@ -1679,7 +1693,14 @@ fn paginate(
 
 async fn read_limited(body: Incoming, limit: u64) -> Result<Bytes, ApiError> {
     let limited = http_body_util::Limited::new(body, limit as usize);
-    match limited.collect().await {
+    let collected = tokio::time::timeout(BODY_IDLE_TIMEOUT, limited.collect())
+        .await
+        .map_err(|_| {
+            ApiError::new(ErrorCode::Unknown)
+                .status(StatusCode::REQUEST_TIMEOUT)
+                .message("the request body did not arrive in time")
+        })?;
+    match collected {
         Ok(c) => Ok(c.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => {
             Err(ApiError::new(ErrorCode::SizeInvalid)
