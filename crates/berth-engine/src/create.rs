@@ -197,10 +197,8 @@ impl Engine {
                         "publishing ports (-p/-P) needs the bridge network, which berth does not provide yet; use --network host to serve on the host's ports",
                     ));
                 }
-                warnings.push(
-                    "berth has no bridge network yet: the container gets its own network namespace with only a loopback interface (network mode \"none\")"
-                        .to_string(),
-                );
+                // No bridge network yet: the container gets its own network namespace with
+                // only a loopback interface, and inspect reports the mode it got ("none").
                 "none".to_string()
             }
             "none" => {

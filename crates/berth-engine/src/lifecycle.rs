@@ -213,6 +213,10 @@ impl Engine {
         let mut attrs = self.event_attrs(c);
         attrs.insert("signal".into(), sig.to_string());
         self.events.emit("container", "kill", &c.id, attrs);
+        if sig == SIGKILL {
+            // Docker's kill with SIGKILL returns once the container is no longer running.
+            self.wait_stopped(c, Some(Duration::from_secs(30))).await;
+        }
         Ok(())
     }
 

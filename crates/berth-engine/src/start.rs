@@ -97,7 +97,7 @@ impl Engine {
 
     /// A failed start leaves the container created/exited with Docker's exit code for the
     /// failure (127 no such file, 126 not executable, 128 otherwise) and the message.
-    async fn start_failed(&self, c: &Arc<Container>, msg: &str, code: i32) {
+    async fn start_failed(self: &Arc<Self>, c: &Arc<Container>, msg: &str, code: i32) {
         // Drop attach clients that were waiting: they see EOF.
         c.clear_shim();
         self.unmount_rw_layer(&c.id).await;
@@ -107,6 +107,17 @@ impl Engine {
             r.state.error = msg.to_string();
             r.state.pid = 0;
         });
+        // Docker removes an auto-remove container whose start failed (`run --rm` waits for
+        // the removal). The caller holds the op lock, so remove from a task.
+        if c.with(|r| r.host_config.auto_remove) {
+            let engine = self.clone();
+            let c = c.clone();
+            tokio::spawn(async move {
+                if let Err(e) = engine.remove_container(&c, true).await {
+                    tracing::warn!(id = %c.id, "auto-remove after a failed start: {}", e.message);
+                }
+            });
+        }
     }
 
     /// Mounts the rootfs, writes config.json and spawns the shim (runtime `create` done).

@@ -91,21 +91,86 @@ fn merge(args: &DaemonArgs, m: &ArgMatches, file: FileConfig) -> anyhow::Result<
         };
     }
     set!("hosts", "hosts", hosts, args.hosts.clone());
-    set!("data_root", "data-root", data_root, args.data_root.clone().unwrap_or_default());
-    set!("exec_root", "exec-root", exec_root, args.exec_root.clone().unwrap_or_default());
-    set!("pidfile", "pidfile", pidfile, args.pidfile.clone().unwrap_or_default());
+    set!(
+        "data_root",
+        "data-root",
+        data_root,
+        args.data_root.clone().unwrap_or_default()
+    );
+    set!(
+        "exec_root",
+        "exec-root",
+        exec_root,
+        args.exec_root.clone().unwrap_or_default()
+    );
+    set!(
+        "pidfile",
+        "pidfile",
+        pidfile,
+        args.pidfile.clone().unwrap_or_default()
+    );
     set!("debug", "debug", debug, args.debug);
-    set!("log_level", "log-level", log_level, args.log_level.clone().unwrap_or_default());
-    set!("default_runtime", "default-runtime", default_runtime, args.default_runtime.clone().unwrap_or_default());
-    set!("init_path", "init-path", init_path, args.init_path.clone().unwrap_or_default());
+    set!(
+        "log_level",
+        "log-level",
+        log_level,
+        args.log_level.clone().unwrap_or_default()
+    );
+    set!(
+        "default_runtime",
+        "default-runtime",
+        default_runtime,
+        args.default_runtime.clone().unwrap_or_default()
+    );
+    set!(
+        "init_path",
+        "init-path",
+        init_path,
+        args.init_path.clone().unwrap_or_default()
+    );
     set!("init", "init", init, args.init);
-    set!("cgroup_parent", "cgroup-parent", cgroup_parent, args.cgroup_parent.clone().unwrap_or_default());
-    set!("registry_mirrors", "registry-mirrors", registry_mirrors, args.registry_mirrors.clone());
-    set!("insecure_registries", "insecure-registries", insecure_registries, args.insecure_registries.clone());
-    set!("max_concurrent_downloads", "max-concurrent-downloads", max_concurrent_downloads, args.max_concurrent_downloads.unwrap_or(3));
-    set!("log_driver", "log-driver", log_driver, args.log_driver.clone().unwrap_or_default());
-    set!("seccomp_profile", "seccomp-profile", seccomp_profile, args.seccomp_profile.clone().unwrap_or_default());
-    set!("no_new_privileges", "no-new-privileges", no_new_privileges, args.no_new_privileges);
+    set!(
+        "cgroup_parent",
+        "cgroup-parent",
+        cgroup_parent,
+        args.cgroup_parent.clone().unwrap_or_default()
+    );
+    set!(
+        "registry_mirrors",
+        "registry-mirrors",
+        registry_mirrors,
+        args.registry_mirrors.clone()
+    );
+    set!(
+        "insecure_registries",
+        "insecure-registries",
+        insecure_registries,
+        args.insecure_registries.clone()
+    );
+    set!(
+        "max_concurrent_downloads",
+        "max-concurrent-downloads",
+        max_concurrent_downloads,
+        args.max_concurrent_downloads.unwrap_or(3)
+    );
+    set!(
+        "log_driver",
+        "log-driver",
+        log_driver,
+        args.log_driver.clone().unwrap_or_default()
+    );
+    set!(
+        "seccomp_profile",
+        "seccomp-profile",
+        seccomp_profile,
+        args.seccomp_profile.clone().unwrap_or_default()
+    );
+    set!(
+        "no_new_privileges",
+        "no-new-privileges",
+        no_new_privileges,
+        args.no_new_privileges
+    );
     if explicit("log_opts") {
         let mut opts = std::collections::BTreeMap::new();
         for kv in &args.log_opts {
@@ -115,7 +180,10 @@ fn merge(args: &DaemonArgs, m: &ArgMatches, file: FileConfig) -> anyhow::Result<
             opts.insert(k.to_string(), v.to_string());
         }
         if fc.log_opts.is_some() {
-            conflicts.push(format!("log-opts: (from flag: {opts:?}, from file: {:?})", fc.log_opts));
+            conflicts.push(format!(
+                "log-opts: (from flag: {opts:?}, from file: {:?})",
+                fc.log_opts
+            ));
         } else {
             fc.log_opts = Some(opts);
         }
@@ -126,7 +194,9 @@ fn merge(args: &DaemonArgs, m: &ArgMatches, file: FileConfig) -> anyhow::Result<
             .with_context(|| format!("invalid runtime {r:?}: expected name=path"))?;
         let map = fc.runtimes.get_or_insert_with(Default::default);
         if map.contains_key(name) {
-            conflicts.push(format!("runtimes: {name} is defined both as a flag and in the configuration file"));
+            conflicts.push(format!(
+                "runtimes: {name} is defined both as a flag and in the configuration file"
+            ));
         }
         map.insert(
             name.to_string(),
@@ -166,6 +236,7 @@ pub fn run(args: DaemonArgs, matches: &ArgMatches) -> anyhow::Result<()> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter)),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let shim_source = std::env::current_exe().context("cannot find the berth binary")?;
     let cfg = EngineConfig::from_file_config(&fc, shim_source)?;
@@ -174,7 +245,10 @@ pub fn run(args: DaemonArgs, matches: &ArgMatches) -> anyhow::Result<()> {
     } else {
         cfg.hosts.clone()
     };
-    let pidfile = fc.pidfile.clone().unwrap_or_else(|| cfg.exec_root.join("berth.pid"));
+    let pidfile = fc
+        .pidfile
+        .clone()
+        .unwrap_or_else(|| cfg.exec_root.join("berth.pid"));
 
     // The daemon should be the last thing the OOM killer picks (Docker uses -500 too).
     let _ = std::fs::write("/proc/self/oom_score_adj", "-500");
@@ -256,7 +330,9 @@ fn process_alive(pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(stat) => {
             // The state is the field after the parenthesised command name.
-            let state = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next());
+            let state = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().next());
             !matches!(state, Some("Z") | Some("X"))
         }
         Err(_) => false,
@@ -265,7 +341,8 @@ fn process_alive(pid: i32) -> bool {
 
 /// Parses the `daemon` subcommand from raw arguments, keeping the matches (for value sources).
 pub fn parse(argv: &[std::ffi::OsString]) -> (DaemonArgs, ArgMatches) {
-    let cmd = DaemonArgs::augment_args(clap::Command::new("berth daemon").about("Run the berth daemon"));
+    let cmd =
+        DaemonArgs::augment_args(clap::Command::new("berth daemon").about("Run the berth daemon"));
     let m = cmd.get_matches_from(argv);
     let args = match DaemonArgs::from_arg_matches(&m) {
         Ok(a) => a,

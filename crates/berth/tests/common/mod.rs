@@ -1,0 +1,460 @@
+//! Test harness: a real `berth daemon` per test, in its own temp dir (data root, exec root,
+//! socket, cgroup parent), driven by the real Docker CLI or the berth CLI, cleaned up on drop
+//! even when the test fails.
+//!
+//! Paths are kept short (`/tmp/bt-XXXXXX/…`) because unix socket paths must stay under 108
+//! bytes and the supervisor's socket lives at `<exec-root>/containers/<64-hex-id>/shim.sock`.
+
+#![allow(dead_code)]
+
+use std::ffi::OsStr;
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+pub const DOCKER: &str = "/usr/local/bin/docker";
+
+pub fn berth_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_berth"))
+}
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The busybox image archive, built once per test process from Debian's busybox-static.
+pub fn busybox_tar() -> &'static Path {
+    static TAR: OnceLock<PathBuf> = OnceLock::new();
+    TAR.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("berth-test-images-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let tar = dir.join("busybox.tar");
+        let out = Command::new(repo_root().join("scripts/mk-busybox-image"))
+            .arg(&tar)
+            .arg("--rootfs-tar")
+            .arg(dir.join("busybox-rootfs.tar"))
+            .output()
+            .expect("run scripts/mk-busybox-image");
+        assert!(
+            out.status.success(),
+            "mk-busybox-image failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        tar
+    })
+}
+
+/// The plain rootfs tar of the busybox image (for `import`).
+pub fn busybox_rootfs_tar() -> PathBuf {
+    busybox_tar().with_file_name("busybox-rootfs.tar")
+}
+
+/// Output of a command, with helpers for assertions.
+pub struct Out {
+    pub status: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Out {
+    fn from(o: Output) -> Out {
+        Out {
+            status: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+
+    /// Asserts success and returns trimmed stdout.
+    #[track_caller]
+    pub fn ok(&self) -> String {
+        assert_eq!(
+            self.status, 0,
+            "command failed ({}):\nstdout: {}\nstderr: {}",
+            self.status, self.stdout, self.stderr
+        );
+        self.stdout.trim().to_string()
+    }
+}
+
+pub struct Daemon {
+    pub dir: PathBuf,
+    pub data_root: PathBuf,
+    pub exec_root: PathBuf,
+    pub sock: PathBuf,
+    pub cgroup_parent: String,
+    config: String,
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl Daemon {
+    /// A daemon with an empty configuration.
+    pub fn start() -> Daemon {
+        Daemon::start_with("{}")
+    }
+
+    /// A daemon with `config` as daemon.json (berth adds its own cgroup parent).
+    pub fn start_with(config: &str) -> Daemon {
+        let dir = tempfile::Builder::new()
+            .prefix("bt-")
+            .rand_bytes(6)
+            .tempdir_in("/tmp")
+            .expect("temp dir")
+            .keep();
+        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        let mut d = Daemon {
+            data_root: dir.join("d"),
+            exec_root: dir.join("x"),
+            sock: dir.join("s.sock"),
+            cgroup_parent: format!("/berth-test/{name}"),
+            log: dir.join("daemon.log"),
+            dir,
+            config: config.to_string(),
+            child: None,
+        };
+        d.spawn();
+        d
+    }
+
+    fn spawn(&mut self) {
+        let mut cfg: serde_json::Value = serde_json::from_str(&self.config).expect("config JSON");
+        cfg["cgroup-parent"] = serde_json::Value::String(self.cgroup_parent.clone());
+        let cfg_path = self.dir.join("daemon.json");
+        std::fs::write(&cfg_path, serde_json::to_vec(&cfg).unwrap()).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let child = Command::new(berth_bin())
+            .arg("daemon")
+            .arg("--data-root")
+            .arg(&self.data_root)
+            .arg("--exec-root")
+            .arg(&self.exec_root)
+            .arg("-H")
+            .arg(format!("unix://{}", self.sock.display()))
+            .arg("--config-file")
+            .arg(&cfg_path)
+            .env("BERTH_LOG", "info,berth=debug,berth_engine=debug")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("spawn berth daemon");
+        self.child = Some(child);
+        self.wait_ready();
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if std::os::unix::net::UnixStream::connect(&self.sock).is_ok() {
+                return;
+            }
+            if let Some(c) = self.child.as_mut() {
+                if let Ok(Some(st)) = c.try_wait() {
+                    panic!("berth daemon exited ({st}):\n{}", self.log_text());
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "daemon did not start:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn host(&self) -> String {
+        format!("unix://{}", self.sock.display())
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+
+    /// kill -9 of the daemon (containers must survive).
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Graceful stop (SIGTERM).
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // SAFETY: plain kill(2) of our own child.
+            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts the daemon again on the same roots.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+
+    pub fn start_again(&mut self) {
+        assert!(self.child.is_none(), "daemon still running");
+        self.spawn();
+    }
+
+    fn docker_cmd(&self) -> Command {
+        // A hung command must fail the test, not hang the suite.
+        let mut c = Command::new("timeout");
+        c.args(["-k", "5", "120", DOCKER]);
+        c.env("DOCKER_HOST", self.host())
+            .env("DOCKER_CONFIG", self.dir.join("docker-config"))
+            .env_remove("DOCKER_API_VERSION")
+            .env_remove("DOCKER_BUILDKIT")
+            .env_remove("DOCKER_CONTEXT");
+        c
+    }
+
+    /// Runs the real Docker CLI against this daemon.
+    pub fn docker<I, S>(&self, args: I) -> Out
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        Out::from(self.docker_cmd().args(args).output().expect("run docker"))
+    }
+
+    /// Runs the Docker CLI with `input` on stdin.
+    pub fn docker_stdin<I, S>(&self, args: I, input: &[u8]) -> Out
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut child = self
+            .docker_cmd()
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run docker");
+        child.stdin.take().unwrap().write_all(input).unwrap();
+        Out::from(child.wait_with_output().unwrap())
+    }
+
+    pub fn docker_command(&self) -> Command {
+        self.docker_cmd()
+    }
+
+    /// Runs the berth CLI against this daemon.
+    pub fn berth<I, S>(&self, args: I) -> Out
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        Out::from(
+            Command::new("timeout")
+                .args(["-k", "5", "120"])
+                .arg(berth_bin())
+                .arg("-H")
+                .arg(self.host())
+                .args(args)
+                .env("DOCKER_CONFIG", self.dir.join("docker-config"))
+                .output()
+                .expect("run berth"),
+        )
+    }
+
+    /// Loads the busybox image (as `busybox:latest`).
+    pub fn load_busybox(&self) {
+        let tar = busybox_tar();
+        let out = self.docker(["load", "-i", tar.to_str().unwrap()]);
+        assert_eq!(out.status, 0, "load failed: {}{}", out.stdout, out.stderr);
+    }
+
+    /// A raw HTTP/1.1 request over the daemon's socket; returns (status, body).
+    pub fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: Option<&str>,
+        body: &[u8],
+    ) -> (u16, String) {
+        use std::io::Read;
+        let mut s = std::os::unix::net::UnixStream::connect(&self.sock).unwrap();
+        let mut req = format!("{method} {path} HTTP/1.1\r\nHost: docker\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+        if let Some(ct) = content_type {
+            req.push_str(&format!("Content-Type: {ct}\r\n"));
+        }
+        req.push_str("\r\n");
+        s.write_all(req.as_bytes()).unwrap();
+        s.write_all(body).unwrap();
+        let mut resp = Vec::new();
+        s.read_to_end(&mut resp).unwrap();
+        let text = String::from_utf8_lossy(&resp).into_owned();
+        let status = text
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let body = text
+            .split_once("\r\n\r\n")
+            .map(|x| x.1.to_string())
+            .unwrap_or_default();
+        (status, body)
+    }
+
+    /// Pids of every process whose command line mentions this daemon's temp dir.
+    fn our_processes(&self) -> Vec<i32> {
+        let needle = self.dir.to_string_lossy().into_owned();
+        let me = std::process::id() as i32;
+        let mut pids = Vec::new();
+        if let Ok(rd) = std::fs::read_dir("/proc") {
+            for e in rd.flatten() {
+                let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+                    continue;
+                };
+                if pid == me {
+                    continue;
+                }
+                if let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) {
+                    if String::from_utf8_lossy(&cmd).contains(&needle) {
+                        pids.push(pid);
+                    }
+                }
+            }
+        }
+        pids
+    }
+
+    fn cleanup(&mut self) {
+        self.kill9();
+        // Containers: kill and delete through runc with this daemon's runc root.
+        let runc_root = self.exec_root.join("runc");
+        if let Ok(out) = Command::new("runc")
+            .arg("--root")
+            .arg(&runc_root)
+            .args(["list", "-q"])
+            .output()
+        {
+            for id in String::from_utf8_lossy(&out.stdout).lines() {
+                let _ = Command::new("runc")
+                    .arg("--root")
+                    .arg(&runc_root)
+                    .args(["kill", id, "KILL"])
+                    .output();
+                let _ = Command::new("runc")
+                    .arg("--root")
+                    .arg(&runc_root)
+                    .args(["delete", "-f", id])
+                    .output();
+            }
+        }
+        for pid in self.our_processes() {
+            // SAFETY: plain kill(2).
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        unmount_under(&self.dir);
+        remove_cgroups(&self.cgroup_parent);
+        let _ = std::fs::set_permissions(&self.dir, std::fs::Permissions::from_mode(0o700));
+        if std::fs::remove_dir_all(&self.dir).is_err() {
+            std::thread::sleep(Duration::from_millis(200));
+            unmount_under(&self.dir);
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "---- berth daemon log ({}) ----\n{}",
+                self.dir.display(),
+                self.log_text()
+            );
+        }
+        self.cleanup();
+    }
+}
+
+/// Unmounts every mount at or below `dir`, deepest first.
+pub fn unmount_under(dir: &Path) {
+    let prefix = dir.to_string_lossy().into_owned();
+    for _ in 0..5 {
+        let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let mut mps: Vec<String> = info
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4))
+            .map(|m| m.replace("\\040", " "))
+            .filter(|m| m == &prefix || m.starts_with(&format!("{prefix}/")))
+            .collect();
+        if mps.is_empty() {
+            return;
+        }
+        mps.sort_by_key(|m| std::cmp::Reverse(m.len()));
+        for m in mps {
+            let c = std::ffi::CString::new(m).unwrap();
+            // SAFETY: umount2 with a valid C string.
+            unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+        }
+    }
+}
+
+/// Removes the cgroup directories of a test daemon in every v1 controller and in v2.
+pub fn remove_cgroups(parent: &str) {
+    let rel = parent.trim_start_matches('/');
+    let mut roots = vec![PathBuf::from("/sys/fs/cgroup/unified")];
+    if let Ok(rd) = std::fs::read_dir("/sys/fs/cgroup") {
+        for e in rd.flatten() {
+            roots.push(e.path());
+        }
+    }
+    roots.push(PathBuf::from("/sys/fs/cgroup"));
+    for root in roots {
+        let dir = root.join(rel);
+        if dir.is_dir() {
+            remove_cgroup_tree(&dir);
+        }
+    }
+}
+
+fn remove_cgroup_tree(dir: &Path) {
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                remove_cgroup_tree(&e.path());
+            }
+        }
+    }
+    let _ = std::fs::remove_dir(dir);
+}
+
+/// Polls `f` until it returns Some or `timeout` passes.
+pub fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
