@@ -357,12 +357,90 @@ pub fn normalize_capability(name: &str) -> Result<String, SpecError> {
     }
 }
 
-/// Docker's capability computation (`caps.TweakCapabilities`).
+/// The kernel's number of a capability (`CAP_CHOWN` = 0 …).
+pub fn capability_number(name: &str) -> Option<u32> {
+    const ORDER: &[&str] = &[
+        "CAP_CHOWN",
+        "CAP_DAC_OVERRIDE",
+        "CAP_DAC_READ_SEARCH",
+        "CAP_FOWNER",
+        "CAP_FSETID",
+        "CAP_KILL",
+        "CAP_SETGID",
+        "CAP_SETUID",
+        "CAP_SETPCAP",
+        "CAP_LINUX_IMMUTABLE",
+        "CAP_NET_BIND_SERVICE",
+        "CAP_NET_BROADCAST",
+        "CAP_NET_ADMIN",
+        "CAP_NET_RAW",
+        "CAP_IPC_LOCK",
+        "CAP_IPC_OWNER",
+        "CAP_SYS_MODULE",
+        "CAP_SYS_RAWIO",
+        "CAP_SYS_CHROOT",
+        "CAP_SYS_PTRACE",
+        "CAP_SYS_PACCT",
+        "CAP_SYS_ADMIN",
+        "CAP_SYS_BOOT",
+        "CAP_SYS_NICE",
+        "CAP_SYS_RESOURCE",
+        "CAP_SYS_TIME",
+        "CAP_SYS_TTY_CONFIG",
+        "CAP_MKNOD",
+        "CAP_LEASE",
+        "CAP_AUDIT_WRITE",
+        "CAP_AUDIT_CONTROL",
+        "CAP_SETFCAP",
+        "CAP_MAC_OVERRIDE",
+        "CAP_MAC_ADMIN",
+        "CAP_SYSLOG",
+        "CAP_WAKE_ALARM",
+        "CAP_BLOCK_SUSPEND",
+        "CAP_AUDIT_READ",
+        "CAP_PERFMON",
+        "CAP_BPF",
+        "CAP_CHECKPOINT_RESTORE",
+    ];
+    ORDER.iter().position(|c| *c == name).map(|i| i as u32)
+}
+
+/// The capability bounding set of this process (`CapBnd` in /proc/self/status). A container
+/// cannot get more than its runtime has; on hosts (or in sandboxes) where some capability is
+/// missing, `ALL` means "all that this host allows" instead of failing the container's start.
+pub fn host_bounding_set() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapBnd:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .unwrap_or(u64::MAX)
+}
+
+/// Docker's capability computation (`caps.TweakCapabilities`), with `ALL` limited to the
+/// capabilities in this host's bounding set.
 pub fn effective_capabilities(
     privileged: bool,
     cap_add: &[String],
     cap_drop: &[String],
 ) -> Result<Vec<String>, SpecError> {
+    effective_capabilities_within(privileged, cap_add, cap_drop, host_bounding_set())
+}
+
+/// [`effective_capabilities`] for a given bounding set (testable).
+pub fn effective_capabilities_within(
+    privileged: bool,
+    cap_add: &[String],
+    cap_drop: &[String],
+    bounding: u64,
+) -> Result<Vec<String>, SpecError> {
+    let all: Vec<&str> = ALL_CAPS
+        .iter()
+        .copied()
+        .filter(|c| capability_number(c).is_none_or(|n| n >= 64 || bounding & (1u64 << n) != 0))
+        .collect();
     let adds = cap_add
         .iter()
         .map(|c| normalize_capability(c))
@@ -372,7 +450,7 @@ pub fn effective_capabilities(
         .map(|c| normalize_capability(c))
         .collect::<Result<Vec<_>, _>>()?;
     if privileged {
-        return Ok(ALL_CAPS.iter().map(|s| s.to_string()).collect());
+        return Ok(all.iter().map(|s| s.to_string()).collect());
     }
     let mut caps: Vec<String> = Vec::new();
     let push = |caps: &mut Vec<String>, c: &str| {
@@ -381,7 +459,7 @@ pub fn effective_capabilities(
         }
     };
     if adds.iter().any(|c| c == "ALL") {
-        for c in ALL_CAPS {
+        for c in &all {
             if !drops.iter().any(|d| d == c) {
                 push(&mut caps, c);
             }
@@ -1194,7 +1272,7 @@ mod tests {
                 .as_array()
                 .unwrap()
                 .len(),
-            ALL_CAPS.len()
+            effective_capabilities(true, &[], &[]).unwrap().len()
         );
         assert!(v["linux"].get("seccomp").is_none());
         assert!(v["linux"].get("maskedPaths").is_none());
@@ -1229,7 +1307,10 @@ mod tests {
         assert!(!c.contains(&"CAP_KILL".to_string()));
         assert_eq!(c.len(), 14);
         assert_eq!(caps(&["chown"], &["ALL"]), vec!["CAP_CHOWN"]);
-        assert_eq!(caps(&["all"], &["sys_admin"]).len(), ALL_CAPS.len() - 1);
+        assert_eq!(
+            caps(&["all"], &["sys_admin"]).len(),
+            effective_capabilities(true, &[], &[]).unwrap().len() - 1
+        );
         assert_eq!(caps(&[], &["all"]), Vec::<String>::new());
         let err = effective_capabilities(false, &["CAP_FOO".into()], &[]).unwrap_err();
         assert_eq!(err.to_string(), "unknown capability: \"CAP_FOO\"");
@@ -1683,5 +1764,31 @@ mod tests {
             ..base()
         })
         .is_err());
+    }
+
+    #[test]
+    fn all_is_limited_to_the_bounding_set() {
+        let without_sys_resource = u64::MAX & !(1u64 << 24);
+        let caps = effective_capabilities_within(true, &[], &[], without_sys_resource).unwrap();
+        assert_eq!(caps.len(), ALL_CAPS.len() - 1);
+        assert!(!caps.iter().any(|c| c == "CAP_SYS_RESOURCE"));
+        let caps = effective_capabilities_within(false, &["ALL".into()], &[], without_sys_resource)
+            .unwrap();
+        assert!(!caps.iter().any(|c| c == "CAP_SYS_RESOURCE"));
+        // An explicit request is kept: the runtime then reports why it cannot be granted.
+        let caps = effective_capabilities_within(
+            false,
+            &["SYS_RESOURCE".into()],
+            &[],
+            without_sys_resource,
+        )
+        .unwrap();
+        assert!(caps.iter().any(|c| c == "CAP_SYS_RESOURCE"));
+        assert_eq!(capability_number("CAP_CHOWN"), Some(0));
+        assert_eq!(capability_number("CAP_SYS_RESOURCE"), Some(24));
+        assert_eq!(capability_number("CAP_CHECKPOINT_RESTORE"), Some(40));
+        for c in ALL_CAPS {
+            assert!(capability_number(c).is_some(), "{c}");
+        }
     }
 }
