@@ -1,0 +1,203 @@
+//! `run -it` and `exec -it` through a real pty: the Docker CLI runs inside tmux, keys are typed
+//! with `send-keys`, the window is resized, the screen is read with `capture-pane`.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::{wait_for, Daemon};
+
+struct Tmux {
+    session: String,
+    socket: String,
+}
+
+impl Tmux {
+    fn start(d: &Daemon, cmd: &str) -> Tmux {
+        let name = format!("berth-{}", d.dir.file_name().unwrap().to_string_lossy());
+        let socket = d.dir.join("tmux.sock").to_string_lossy().into_owned();
+        let full = format!(
+            "DOCKER_HOST={} DOCKER_CONFIG={} {cmd}; echo EXIT=$?; sleep 60",
+            d.host(),
+            d.dir.join("docker-config").display()
+        );
+        let st = Command::new("tmux")
+            .args([
+                "-S",
+                &socket,
+                "new-session",
+                "-d",
+                "-s",
+                &name,
+                "-x",
+                "100",
+                "-y",
+                "30",
+                &full,
+            ])
+            .status()
+            .expect("tmux");
+        assert!(st.success());
+        Tmux {
+            session: name,
+            socket,
+        }
+    }
+
+    fn keys(&self, keys: &str) {
+        let st = Command::new("tmux")
+            .args([
+                "-S",
+                &self.socket,
+                "send-keys",
+                "-t",
+                &self.session,
+                keys,
+                "Enter",
+            ])
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+
+    fn resize(&self, w: u16, h: u16) {
+        let st = Command::new("tmux")
+            .args([
+                "-S",
+                &self.socket,
+                "resize-window",
+                "-t",
+                &self.session,
+                "-x",
+                &w.to_string(),
+                "-y",
+                &h.to_string(),
+            ])
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+
+    fn screen(&self) -> String {
+        let out = Command::new("tmux")
+            .args([
+                "-S",
+                &self.socket,
+                "capture-pane",
+                "-p",
+                "-t",
+                &self.session,
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    #[track_caller]
+    fn expect(&self, text: &str) {
+        if wait_for(Duration::from_secs(20), || {
+            self.screen().contains(text).then_some(())
+        })
+        .is_none()
+        {
+            panic!("{text:?} never appeared; screen:\n{}", self.screen());
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["-S", &self.socket, "kill-server"])
+            .status();
+    }
+}
+
+#[test]
+fn run_it_with_resize_and_exit_code() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let t = Tmux::start(&d, &format!("{} run -it --rm busybox sh", common::DOCKER));
+    t.expect("/ #");
+    t.keys("stty size; tty; echo term=$TERM");
+    t.expect("30 100");
+    t.expect("/dev/pts/0");
+    t.expect("term=xterm");
+    t.resize(90, 25);
+    std::thread::sleep(Duration::from_millis(300));
+    t.keys("clear; stty size");
+    t.expect("25 90");
+    t.keys("exit 7");
+    t.expect("EXIT=7");
+    // --rm removed it
+    wait_for(Duration::from_secs(10), || {
+        d.docker(["ps", "-aq"]).ok().is_empty().then_some(())
+    })
+    .expect("removed");
+}
+
+#[test]
+fn exec_it_with_resize() {
+    let d = Daemon::start();
+    d.load_busybox();
+    d.docker(["run", "-d", "--name", "box", "busybox", "sleep", "300"])
+        .ok();
+    let t = Tmux::start(&d, &format!("{} exec -it box sh", common::DOCKER));
+    t.expect("/ #");
+    t.keys("stty size; echo pid1=$(cat /proc/1/cmdline | tr '\\0' ' ')");
+    t.expect("30 100");
+    t.expect("pid1=sleep 300");
+    t.resize(120, 40);
+    std::thread::sleep(Duration::from_millis(300));
+    t.keys("clear; stty size");
+    t.expect("40 120");
+    t.keys("exit 3");
+    t.expect("EXIT=3");
+}
+
+#[test]
+fn run_t_without_terminal_input_and_attach() {
+    let d = Daemon::start();
+    d.load_busybox();
+    // -t without a terminal on the client side: output still arrives (tty mode, raw).
+    let o = d.docker([
+        "run",
+        "--rm",
+        "-t",
+        "busybox",
+        "sh",
+        "-c",
+        "echo tty-out; tty",
+    ]);
+    assert_eq!(o.status, 0, "{}", o.stderr);
+    assert!(o.stdout.contains("tty-out"), "{}", o.stdout);
+    assert!(o.stdout.contains("/dev/pts/0"), "{}", o.stdout);
+    // docker attach to a running container
+    d.docker([
+        "run",
+        "-d",
+        "--name",
+        "att",
+        "busybox",
+        "sh",
+        "-c",
+        "sleep 1; echo attached-output; sleep 1",
+    ])
+    .ok();
+    let o = d.docker(["attach", "--no-stdin", "att"]);
+    assert!(
+        o.stdout.contains("attached-output"),
+        "{} {}",
+        o.stdout,
+        o.stderr
+    );
+    // start -a of a stopped container re-runs it attached
+    let o = d.docker(["start", "-a", "att"]);
+    assert!(
+        o.stdout.contains("attached-output"),
+        "{} {}",
+        o.stdout,
+        o.stderr
+    );
+}
