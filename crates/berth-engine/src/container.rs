@@ -158,6 +158,8 @@ pub struct Container {
     /// either gets the supervisor or is queued before `start` takes the queue.
     slot: Mutex<ShimSlot>,
     pub exec_ids: Mutex<Vec<String>>,
+    /// The supervisor of the last run, which may still be cleaning up after the exit.
+    pub prev_shim_pid: Mutex<Option<i32>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -183,6 +185,7 @@ impl Container {
             state_tx,
             slot: Mutex::new(ShimSlot::default()),
             exec_ids: Mutex::new(Vec::new()),
+            prev_shim_pid: Mutex::new(None),
         })
     }
 

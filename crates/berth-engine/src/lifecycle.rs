@@ -495,6 +495,10 @@ impl Engine {
                 },
             },
         };
+        let shim_pid = c.with(|r| r.state.shim_pid);
+        if shim_pid > 0 {
+            *c.prev_shim_pid.lock().unwrap_or_else(|p| p.into_inner()) = Some(shim_pid as i32);
+        }
         c.clear_shim();
         // Unmount before the state changes: a restart may mount again right after.
         self.unmount_rw_layer(&c.id).await;
@@ -620,6 +624,24 @@ impl Engine {
             } else {
                 if status == Status::Removing {
                     let _ = self.remove_container(&c, true).await;
+                    continue;
+                }
+                // A daemon that died inside `start` may have left a running supervisor behind
+                // whose output is still held: release it and adopt the container as running.
+                if let Ok(shim) = ShimClient::connect(&c.bundle).await {
+                    tracing::info!(id = %c.id, "adopting a container whose start was interrupted");
+                    let _ = shim.start().await;
+                    let shim = Arc::new(shim);
+                    let (pid, shim_pid) = (shim.init_pid() as i64, shim.shim_pid() as i64);
+                    let _ = c.update(|r| {
+                        r.state.status = Status::Running;
+                        r.state.pid = pid;
+                        r.state.shim_pid = shim_pid;
+                        r.state.started_at.get_or_insert_with(Utc::now);
+                        r.has_been_started = true;
+                    });
+                    drop(c.set_shim(shim.clone()));
+                    self.spawn_monitor(c, shim);
                     continue;
                 }
                 // Stale mounts or bundles of stopped containers from a crashed daemon.

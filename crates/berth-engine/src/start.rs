@@ -49,6 +49,16 @@ impl Engine {
             }
             Status::Created | Status::Exited => {}
         }
+        // The previous run's supervisor deletes the runtime's state after reporting the exit;
+        // a new runtime container with the same id must not start before that is done.
+        let prev = c
+            .prev_shim_pid
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(pid) = prev {
+            wait_process_gone(pid, std::time::Duration::from_secs(10)).await;
+        }
         let rec = c.record();
         match self.launch(c, &rec).await {
             Ok(shim) => {
@@ -174,6 +184,7 @@ impl Engine {
             } else {
                 None
             },
+            start_at_create: true,
             log: if rec.log_enabled {
                 Some(LogConfig {
                     path: PathBuf::from(&rec.log_path),
@@ -408,6 +419,25 @@ impl Engine {
             let exit = shim.wait().await;
             engine.on_exit(&c, exit).await;
         });
+    }
+}
+
+/// Waits until `pid` has exited (a zombie counts as gone), at most `limit`.
+async fn wait_process_gone(pid: i32, limit: std::time::Duration) {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let alive = match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Ok(stat) => !matches!(
+                stat.rsplit_once(')')
+                    .and_then(|(_, rest)| rest.split_whitespace().next()),
+                Some("Z") | Some("X")
+            ),
+            Err(_) => false,
+        };
+        if !alive || tokio::time::Instant::now() >= deadline {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
 }
 

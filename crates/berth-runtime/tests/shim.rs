@@ -564,3 +564,46 @@ async fn tty_stdin_once_sends_eof() {
     assert!(text.contains("cat-done"), "{text:?}");
     assert_eq!(wait_exit(&c).await.exit_code, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_at_create_holds_output_until_start() {
+    let f = Fixture::new("held");
+    // The process runs (and even exits) before anyone attached; nothing may be lost.
+    f.write_spec(&f.spec_opts(&["sh", "-c", "echo early; echo err-early >&2; exit 6"]));
+    let mut opts = f.shim_options();
+    opts.start_at_create = true;
+    let c = f.spawn(&opts).await;
+    assert_eq!(c.info().await.unwrap().state, "running");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Not released yet: no exit reported, the log is still empty.
+    assert!(read_exit_file(&f.bundle).is_none());
+    assert_eq!(f.log_text(), "");
+    let a = c.attach(false, true, true).await.unwrap();
+    c.start().await.unwrap();
+    let (out, err) = read_demux(a).await;
+    assert_eq!(out, b"early\n");
+    assert_eq!(err, b"err-early\n");
+    let exit = wait_exit(&c).await;
+    assert_eq!(exit.exit_code, 6);
+    // The runtime's cleanup follows the exit report.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while f.bundle.join("shim.pid").exists() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(matches!(
+        f.runtime.state(&f.id).await,
+        Err(RuntimeError::NotFound(_))
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_at_create_reports_exec_failures() {
+    let f = Fixture::new("heldfail");
+    f.write_spec(&f.spec_opts(&["/nonexistent-binary"]));
+    let mut opts = f.shim_options();
+    opts.start_at_create = true;
+    let e = berth_runtime::shim::spawn(&opts).await.unwrap_err();
+    let msg = e.to_string();
+    assert!(msg.contains("no such file or directory"), "{msg}");
+    assert_eq!(e.exit_code_hint(), 127);
+}

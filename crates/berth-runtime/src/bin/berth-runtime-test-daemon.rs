@@ -31,6 +31,7 @@ fn main() {
             max_size: None,
             max_file: 1,
         }),
+        start_at_create: false,
     };
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -59,6 +59,7 @@ pub async fn spawn(opts: &ShimOptions) -> Result<ShimClient, RuntimeError> {
         stdin_once: opts.stdin_once,
         console_size: opts.console_size,
         log: opts.log.clone(),
+        start_at_create: opts.start_at_create,
     };
     let json = serde_json::to_vec(&cfg).map_err(|e| RuntimeError::Protocol(e.to_string()))?;
     write_private(&bundle.join(files::SHIM_JSON), &json).map_err(RuntimeError::io(format!(

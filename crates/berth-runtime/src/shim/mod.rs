@@ -14,9 +14,15 @@
 //!    `ok <init-pid>` or `error <runtime message>` on fd 3, then closes it. On error it exits.
 //! 3. It reads the container's output all the time (writing the json-file log), serves
 //!    requests on `shim.sock`, and runs `runtime start` when asked.
+//!    With [`ShimOptions::start_at_create`] step 2 runs `runtime run --detach` instead of
+//!    `create` (one runtime process less per start): the process runs at once, but the shim
+//!    reads none of its output and processes no exit until `start` arrives, so attach clients
+//!    connected in between still see everything.
 //! 4. When init exits it drains the output, reads the OOM-kill counter of the memory cgroup,
-//!    writes `exit.json` atomically, removes `shim.sock`, runs `runtime delete --force`,
-//!    answers waiters, flushes attach clients (then EOF) and exits 0.
+//!    writes `exit.json` atomically, removes `shim.sock`, answers waiters, flushes attach
+//!    clients (then EOF), runs `runtime delete --force` and exits 0. The runtime's cleanup
+//!    comes last so that it is not on the path of a waiting client; a new start of the same
+//!    container must wait until this shim is gone.
 //!
 //! The shim survives the daemon: a new daemon reconnects with [`ShimClient::connect`]. If the
 //! shim is gone, `exit.json` ([`read_exit_file`]) has the container's exit.
@@ -112,6 +118,9 @@ pub struct ShimOptions {
     pub console_size: Option<(u16, u16)>,
     /// json-file log (None: output is only relayed to attach clients).
     pub log: Option<LogConfig>,
+    /// Run the container right away (`runtime run --detach`) and hold its output until
+    /// [`ShimClient::start`]; saves one runtime invocation on every start.
+    pub start_at_create: bool,
 }
 
 /// What the shim reads from `shim.json`.
@@ -127,6 +136,8 @@ pub(crate) struct ShimConfig {
     pub stdin_once: bool,
     pub console_size: Option<(u16, u16)>,
     pub log: Option<LogConfig>,
+    #[serde(default)]
+    pub start_at_create: bool,
 }
 
 impl ShimConfig {

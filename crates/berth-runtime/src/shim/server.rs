@@ -28,6 +28,9 @@ const MAX_STDIN_BUFFER: usize = 256 * 1024;
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long the final output is flushed to attach clients before they are closed.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
+/// With `start_at_create`, output is held until the engine's `start` (its attach clients are
+/// connected by then); a daemon that never comes back must not leave the container blocked.
+const HOLD_TIMEOUT: Duration = Duration::from_secs(60);
 /// The status pipe inherited from the spawner.
 const STATUS_FD: RawFd = 3;
 
@@ -268,6 +271,9 @@ struct Shim {
     exit_status: Option<i32>,
     start_error: Option<String>,
     cgroup: Option<(CgroupMode, String)>,
+    /// Output is not read (and the exit not processed) until the engine's `start`.
+    held: bool,
+    held_since: Instant,
 }
 
 fn wait_status_code(ws: WaitStatus) -> Option<i32> {
@@ -337,9 +343,15 @@ impl Shim {
         let pid_file = bundle.join(files::INIT_PID);
         let _ = std::fs::remove_file(&pid_file);
         let mut cmd = Command::new(&runtime.path);
-        cmd.args(runtime.global_args(&runtime_log))
-            .arg("create")
-            .arg("--bundle")
+        cmd.args(runtime.global_args(&runtime_log));
+        if cfg.start_at_create {
+            // One runtime process instead of `create` + `start`: the process runs at once,
+            // and its output waits in the pipe (or pty) until the engine says `start`.
+            cmd.arg("run").arg("--detach");
+        } else {
+            cmd.arg("create");
+        }
+        cmd.arg("--bundle")
             .arg(bundle)
             .arg("--pid-file")
             .arg(&pid_file);
@@ -465,7 +477,6 @@ impl Shim {
         }
         Ok(Shim {
             bundle: bundle.to_path_buf(),
-            cfg,
             runtime,
             init_pid,
             listener: Some(listener),
@@ -479,7 +490,14 @@ impl Shim {
             splitters: [LineSplitter::default(), LineSplitter::default()],
             log,
             clients: Vec::new(),
-            state: State::Created,
+            state: if cfg.start_at_create {
+                State::Running
+            } else {
+                State::Created
+            },
+            held: cfg.start_at_create,
+            held_since: Instant::now(),
+            cfg,
             exit_status: None,
             start_error: None,
             cgroup,
@@ -501,7 +519,14 @@ impl Shim {
         let mut tags: Vec<Tag> = Vec::with_capacity(16);
         let mut drain_deadline: Option<Instant> = None;
         loop {
-            if self.state == State::Exited {
+            if self.held && self.held_since.elapsed() >= HOLD_TIMEOUT {
+                diag!(
+                    "no start from the engine {}s after the runtime started the container; releasing its output",
+                    HOLD_TIMEOUT.as_secs()
+                );
+                self.held = false;
+            }
+            if self.state == State::Exited && !self.held {
                 let deadline =
                     *drain_deadline.get_or_insert_with(|| Instant::now() + DRAIN_TIMEOUT);
                 if self.out.is_none() && self.err.is_none() {
@@ -529,11 +554,13 @@ impl Shim {
             if let Some(l) = &self.listener {
                 push(l.as_raw_fd(), libc::POLLIN, Tag::Listener);
             }
-            if let Some(fd) = &self.out {
-                push(fd.as_raw_fd(), libc::POLLIN, Tag::Out);
-            }
-            if let Some(fd) = &self.err {
-                push(fd.as_raw_fd(), libc::POLLIN, Tag::Err);
+            if !self.held {
+                if let Some(fd) = &self.out {
+                    push(fd.as_raw_fd(), libc::POLLIN, Tag::Out);
+                }
+                if let Some(fd) = &self.err {
+                    push(fd.as_raw_fd(), libc::POLLIN, Tag::Err);
+                }
             }
             if let Some(fd) = &self.stdin {
                 if !self.stdin_buf.is_empty() {
@@ -565,6 +592,9 @@ impl Shim {
                         .as_millis()
                         .min(60_000) as i32
                         + 1
+                }
+                None if self.held => {
+                    (HOLD_TIMEOUT.saturating_sub(self.held_since.elapsed())).as_millis() as i32 + 1
                 }
                 None => -1,
             };
@@ -920,6 +950,11 @@ impl Shim {
     }
 
     fn start(&mut self) -> Response {
+        if self.cfg.start_at_create {
+            // The runtime already started the process; let its output flow.
+            self.held = false;
+            return Response::ok();
+        }
         match self.state {
             State::Created => {}
             State::Running => return Response::err("container is already running"),
@@ -999,10 +1034,6 @@ impl Shim {
         // New clients now find no socket and read exit.json.
         let _ = std::fs::remove_file(self.bundle.join(files::SHIM_SOCK));
         self.listener = None;
-        let log = self.bundle.join(files::RUNTIME_LOG);
-        if let Err(e) = self.runtime.delete_sync(&self.cfg.id, true, &log) {
-            diag!("runtime delete: {e}");
-        }
         let resp = Response {
             ok: true,
             exit: Some(exit),
@@ -1065,6 +1096,18 @@ impl Shim {
             c.dead = true;
         }
         self.drop_dead_clients();
+        // The runtime's cleanup comes after the waiters were answered: it is not on the path
+        // of `docker run --rm`. The engine waits for this shim to be gone before it starts the
+        // same container again. The bundle may already be removed, so the runtime logs next
+        // to its own state directory.
+        let log = self
+            .runtime
+            .root
+            .join(format!("{}.delete.log", self.cfg.id));
+        if let Err(e) = self.runtime.delete_sync(&self.cfg.id, true, &log) {
+            diag!("runtime delete: {e}");
+        }
+        let _ = std::fs::remove_file(&log);
         let _ = std::fs::remove_file(self.bundle.join(files::SHIM_PID));
         // Reap anything left (processes re-parented to us).
         self.reap();

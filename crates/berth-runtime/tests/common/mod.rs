@@ -128,6 +128,7 @@ impl Fixture {
                 max_size: None,
                 max_file: 1,
             }),
+            start_at_create: false,
         }
     }
 
