@@ -261,6 +261,107 @@ impl ContentStore {
     }
 }
 
+/// A blob being written piece by piece (for producers that push bytes, such as a registry
+/// download that is extracted at the same time). The bytes go to a private ingest file and
+/// are hashed on the way; [`Ingest::commit`] verifies digest and size, fsyncs and renames the
+/// file into place. Dropping an uncommitted ingest removes the file: nothing partial is kept.
+pub struct Ingest {
+    path: PathBuf,
+    w: DigestWriter<File>,
+    guard: RemoveOnDrop,
+}
+
+impl std::fmt::Debug for Ingest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ingest")
+            .field("path", &self.path)
+            .field("size", &self.w.count())
+            .finish()
+    }
+}
+
+impl Ingest {
+    /// Appends `data`.
+    pub fn write(&mut self, data: &[u8]) -> Result<(), CasError> {
+        self.w
+            .write_all(data)
+            .map_err(fsutil::ctx("write", &self.path))
+            .map_err(CasError::from)
+    }
+
+    /// Bytes written so far.
+    pub fn size(&self) -> u64 {
+        self.w.count()
+    }
+
+    /// Verifies the content against `expected` (digest and size, when given) and moves it
+    /// into the store. On a mismatch nothing is stored and the error names both values.
+    pub fn commit(
+        self,
+        store: &ContentStore,
+        expected: Option<&Digest>,
+        expected_size: Option<u64>,
+    ) -> Result<BlobInfo, CasError> {
+        let Ingest { path, w, guard } = self;
+        let (digest, size, file) = w.finish();
+        if let Some(want) = expected_size {
+            if want != size {
+                return Err(CasError::SizeMismatch {
+                    digest: expected
+                        .map(|d| d.to_string())
+                        .unwrap_or_else(|| digest.to_string()),
+                    expected: want,
+                    actual: size,
+                });
+            }
+        }
+        if let Some(want) = expected {
+            if *want != digest {
+                return Err(CasError::DigestMismatch {
+                    expected: want.clone(),
+                    actual: digest,
+                });
+            }
+        }
+        file.sync_all().map_err(fsutil::ctx("fsync", &path))?;
+        drop(file);
+        store.commit(&path, &digest)?;
+        guard.disarm();
+        tracing::debug!(%digest, size, "blob stored");
+        Ok(BlobInfo { digest, size })
+    }
+}
+
+impl Write for Ingest {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.w.write(data)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.w.flush()
+    }
+}
+
+impl ContentStore {
+    /// Starts writing a blob whose bytes will be pushed with [`Ingest::write`], hashed with
+    /// `algorithm`.
+    pub fn ingest(&self, algorithm: Algorithm) -> Result<Ingest, CasError> {
+        let path = self.ingest.join(random_hex(16));
+        let guard = RemoveOnDrop(Some(path.clone()));
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o444)
+            .open(&path)
+            .map_err(fsutil::ctx("create", &path))?;
+        Ok(Ingest {
+            w: DigestWriter::new(file, algorithm),
+            path,
+            guard,
+        })
+    }
+}
+
 /// Copies, telling read errors (the caller's stream: bad input) from write errors (our disk).
 fn copy_distinguishing_errors(
     r: &mut dyn Read,
@@ -394,6 +495,37 @@ mod tests {
         assert!(!src.exists());
         assert_eq!(info.digest, Digest::sha256_of(b"layer bytes"));
         assert_eq!(cas.put_bytes(b"layer bytes").unwrap(), info.digest);
+    }
+
+    #[test]
+    fn ingest_commits_verified_blobs_and_drops_bad_ones() {
+        let d = tempfile::tempdir().unwrap();
+        let cas = ContentStore::open(d.path()).unwrap();
+        let mut ing = cas.ingest(Algorithm::Sha256).unwrap();
+        ing.write(b"hel").unwrap();
+        ing.write(b"lo").unwrap();
+        assert_eq!(ing.size(), 5);
+        let want = Digest::sha256_of(b"hello");
+        let info = ing.commit(&cas, Some(&want), Some(5)).unwrap();
+        assert_eq!(info.digest, want);
+        assert_eq!(cas.read(&want).unwrap(), b"hello");
+        // wrong digest: nothing stored, ingest cleaned
+        let mut ing = cas.ingest(Algorithm::Sha256).unwrap();
+        ing.write(b"other").unwrap();
+        let err = ing.commit(&cas, Some(&want), None).unwrap_err();
+        assert!(matches!(err, CasError::DigestMismatch { .. }), "{err}");
+        let mut ing = cas.ingest(Algorithm::Sha256).unwrap();
+        ing.write(b"other").unwrap();
+        assert!(matches!(
+            ing.commit(&cas, None, Some(4)),
+            Err(CasError::SizeMismatch { .. })
+        ));
+        // dropped without commit
+        let mut ing = cas.ingest(Algorithm::Sha256).unwrap();
+        ing.write(b"partial").unwrap();
+        drop(ing);
+        assert!(ingest_is_empty(d.path()));
+        assert_eq!(cas.list().unwrap(), vec![want]);
     }
 
     #[test]

@@ -158,6 +158,30 @@ pub struct AppliedLayer {
     pub pin: LayerPin,
 }
 
+/// A layer extracted into a staging directory by [`LayerStore::stage`], not yet visible in
+/// the store. Dropping it removes the directory.
+pub struct StagedLayer {
+    tmp: TempDir,
+    /// Diff ID, tar size and content size of what was extracted.
+    pub stats: tarapply::ApplyStats,
+}
+
+impl std::fmt::Debug for StagedLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StagedLayer")
+            .field("path", &self.tmp.path())
+            .field("stats", &self.stats)
+            .finish()
+    }
+}
+
+impl StagedLayer {
+    /// The staging directory (its `diff/` holds the extracted files).
+    pub fn path(&self) -> &Path {
+        self.tmp.path()
+    }
+}
+
 /// The overlay2 snapshot store. All methods take `&self`; it is shared between threads.
 #[derive(Debug)]
 pub struct LayerStore {
@@ -264,6 +288,16 @@ impl LayerStore {
                 });
             }
         }
+        let staged = self.stage(r)?;
+        self.commit_checked(staged, parent, expected_diff_id)
+    }
+
+    /// Extracts an uncompressed layer tar into a private staging directory (`.tmp-*`, removed
+    /// at open and when the result is dropped), computing its diff ID. No parent is needed:
+    /// a layer's diff is self-contained (whiteouts are stored as overlay whiteouts), so the
+    /// layers of one image can be staged in parallel and committed in order with
+    /// [`LayerStore::commit_staged`].
+    pub fn stage(&self, r: &mut dyn Read) -> Result<StagedLayer, LayerError> {
         let tmp =
             TempDir::new_in(&self.root, ".tmp-").map_err(fsutil::ctx("create", &self.root))?;
         let diff = tmp.path().join("diff");
@@ -272,6 +306,41 @@ impl LayerStore {
         fs::set_permissions(&diff, fs::Permissions::from_mode(0o755))
             .map_err(fsutil::ctx("chmod", &diff))?;
         let stats = tarapply::apply_tar(&diff, r)?;
+        Ok(StagedLayer { tmp, stats })
+    }
+
+    /// Makes a staged layer part of the store on top of `parent` (which must be present).
+    /// With `expected_diff_id`, a staged layer with any other diff ID is refused and removed.
+    /// When the same layer is present already (applied concurrently), the staged copy is
+    /// discarded and the present one returned with `existed: true`.
+    pub fn commit_staged(
+        &self,
+        staged: StagedLayer,
+        parent: Option<&ChainId>,
+        expected_diff_id: Option<&DiffId>,
+    ) -> Result<AppliedLayer, LayerError> {
+        let _parent_pin = match parent {
+            Some(p) => {
+                let pin = self.pin(p);
+                if !self.exists(p) {
+                    return Err(LayerError::ParentMissing(p.clone()));
+                }
+                Some(pin)
+            }
+            None => None,
+        };
+        self.commit_checked(staged, parent, expected_diff_id)
+    }
+
+    /// The second half of an apply: verify, write `meta.json`, flush, rename into place.
+    /// The caller holds a pin on `parent` (if any) and has checked that it exists.
+    fn commit_checked(
+        &self,
+        staged: StagedLayer,
+        parent: Option<&ChainId>,
+        expected_diff_id: Option<&DiffId>,
+    ) -> Result<AppliedLayer, LayerError> {
+        let StagedLayer { tmp, stats } = staged;
         if let Some(want) = expected_diff_id {
             if *want != stats.diff_id {
                 return Err(LayerError::DiffIdMismatch {

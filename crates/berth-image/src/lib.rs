@@ -43,6 +43,7 @@ pub mod config;
 pub mod digest;
 pub mod error;
 pub mod fsutil;
+pub mod ingest;
 pub mod layer;
 pub mod reference;
 pub mod rwlayer;
