@@ -41,6 +41,7 @@ pub mod changes;
 pub mod compress;
 pub mod config;
 pub mod digest;
+pub mod distmeta;
 pub mod error;
 pub mod fsutil;
 pub mod ingest;

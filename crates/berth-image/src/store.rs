@@ -30,6 +30,7 @@ use crate::cas::ContentStore;
 use crate::compress;
 use crate::config::{self, ImageConfig};
 use crate::digest::Digest;
+use crate::distmeta::{DistIndex, LayerBlob};
 use crate::error::ImageError;
 use crate::fsutil::{self, TempDir};
 use crate::layer::{chain_ids, AppliedLayer, ChainId, DiffId, LayerError, LayerPin, LayerStore};
@@ -225,6 +226,14 @@ impl State {
         live
     }
 
+    /// Diff IDs of every layer of every image.
+    fn live_diff_ids(&self) -> HashSet<DiffId> {
+        self.images
+            .values()
+            .flat_map(|r| r.file.layers.iter().map(|l| l.diff_id.clone()))
+            .collect()
+    }
+
     fn live_blobs(&self) -> HashSet<Digest> {
         let mut live = HashSet::new();
         for (id, rec) in &self.images {
@@ -243,6 +252,9 @@ pub struct ImageStore {
     cas: ContentStore,
     layers: LayerStore,
     state: RwLock<State>,
+    /// Compressed forms of layers and where they exist remotely (see `distmeta`). Lock
+    /// order: `state` before `dist`.
+    dist: std::sync::Mutex<DistIndex>,
 }
 
 fn records_dir(root: &Path) -> PathBuf {
@@ -311,6 +323,7 @@ impl ImageStore {
             cas,
             layers,
             state: RwLock::new(state),
+            dist: std::sync::Mutex::new(DistIndex::load(&idir)),
         };
         if damaged {
             tracing::warn!("skipping garbage collection because some records could not be read");
@@ -355,7 +368,15 @@ impl ImageStore {
         let rw = self.layers.rw_parents()?;
         let live = st.live_layers(&rw, &self.layers);
         let removed_layers = self.layers.gc(&live)?;
-        let live_blobs = st.live_blobs();
+        let mut live_blobs = st.live_blobs();
+        {
+            let live_diffs = st.live_diff_ids();
+            let mut dist = self.dist();
+            if let Err(e) = dist.retain_live(&live_diffs) {
+                tracing::warn!(error = %e, "cannot prune distribution metadata");
+            }
+            live_blobs.extend(dist.blobs_of(&live_diffs));
+        }
         let mut removed_blobs = Vec::new();
         for d in self.cas.list()? {
             if !live_blobs.contains(&d) && self.delete_blob_unpinned(&d)? {
@@ -376,6 +397,25 @@ impl ImageStore {
         let mut res = Ok(false);
         self.layers.with_unpinned(d, || res = self.cas.delete(d));
         Ok(res?)
+    }
+
+    fn dist(&self) -> std::sync::MutexGuard<'_, DistIndex> {
+        self.dist.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The distributable forms known for a layer (compressed blobs berth made or pulled, and
+    /// the registries and repositories they are known in). See `distmeta`.
+    pub fn layer_blobs(&self, diff_id: &DiffId) -> Vec<LayerBlob> {
+        self.dist().blobs(diff_id)
+    }
+
+    /// Records distributable forms of layers and where they exist (after a pull or push).
+    /// A listed blob that is in the content store is kept while an image uses its layer.
+    pub fn record_layer_blobs(&self, entries: Vec<(DiffId, LayerBlob)>) -> Result<(), ImageError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        self.dist().record(entries)
     }
 
     /// Pins a blob against garbage collection while an operation that stored it has not yet
@@ -822,10 +862,16 @@ impl ImageStore {
             let live = st.live_layers(&rw, &self.layers);
             removed = self.layers.release_chain(&top.chain_id, &live)?;
         }
-        let live_blobs = st.live_blobs();
+        let mut live_blobs = st.live_blobs();
+        let alternates = {
+            let dist = self.dist();
+            live_blobs.extend(dist.blobs_of(&st.live_diff_ids()));
+            dist.blobs_of(rec.file.layers.iter().map(|l| &l.diff_id))
+        };
         let mut blobs: Vec<&Digest> = vec![id];
         blobs.extend(rec.file.layers.iter().map(|l| &l.blob));
         blobs.extend(rec.file.extra_blobs.iter());
+        blobs.extend(alternates.iter());
         for b in blobs {
             if !live_blobs.contains(b) {
                 self.delete_blob_unpinned(b)?;

@@ -515,3 +515,42 @@ fn store_is_send_and_sync() {
     assert_send_sync::<ImageStore>();
     assert_send_sync::<Arc<Image>>();
 }
+
+#[test]
+fn compressed_layer_forms_live_as_long_as_their_layer() {
+    use crate::distmeta::{BlobSource, LayerBlob};
+    let d = tempfile::tempdir().unwrap();
+    let s = ImageStore::open(d.path()).unwrap();
+    let img = mk_image(
+        &s,
+        &[base_tar()],
+        Some("busybox"),
+        "2023-11-14T22:13:20Z",
+        None,
+    );
+    let diff = img.layers[0].diff_id.clone();
+    let gz = s.content().put_bytes(b"pretend gzip").unwrap();
+    s.record_layer_blobs(vec![(
+        diff.clone(),
+        LayerBlob {
+            digest: gz.clone(),
+            media_type: MEDIA_TYPE_DOCKER_LAYER_GZIP.into(),
+            size: 12,
+            sources: vec![BlobSource {
+                registry: "localhost:5000".into(),
+                repository: "me/busybox".into(),
+            }],
+        },
+    )])
+    .unwrap();
+    drop(s);
+    // Reopening runs GC: the form survives while the image uses its layer.
+    let s = ImageStore::open(d.path()).unwrap();
+    assert!(s.content().exists(&gz));
+    assert_eq!(s.layer_blobs(&diff)[0].digest, gz);
+    s.delete("busybox", false, true, &no_containers).unwrap();
+    assert!(!s.content().exists(&gz));
+    drop(s);
+    let s = ImageStore::open(d.path()).unwrap();
+    assert!(s.layer_blobs(&diff).is_empty());
+}
