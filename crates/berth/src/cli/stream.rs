@@ -45,8 +45,9 @@ pub enum Outcome {
     Detached,
 }
 
-/// Detects the detach sequence in typed input (moby's `EscapeProxy`): bytes that could start
-/// the sequence are held back, released when the next byte does not continue it.
+/// Detects the detach sequence in typed input (moby's `EscapeProxy`): a key that could start
+/// the sequence is held back while the following single-key reads continue it, and released
+/// (in front of the next input) as soon as one does not. Multi-byte reads (pastes) never match.
 #[derive(Debug)]
 pub struct EscapeProxy {
     keys: Vec<u8>,
@@ -58,31 +59,25 @@ impl EscapeProxy {
         Self { keys, pos: 0 }
     }
 
-    /// Filters one chunk of input: `Err(())` when the sequence is complete, else the bytes to
-    /// forward now.
+    /// Filters one read: `Err(())` when the sequence is complete, else the bytes to forward.
     pub fn feed(&mut self, input: &[u8]) -> Result<Vec<u8>, ()> {
-        let mut out = Vec::with_capacity(input.len());
         if self.keys.is_empty() {
+            return Ok(input.to_vec());
+        }
+        let release = |pos: &mut usize, keys: &[u8]| {
+            let mut out = keys[..*pos].to_vec();
             out.extend_from_slice(input);
-            return Ok(out);
+            *pos = 0;
+            out
+        };
+        if input.len() != 1 || input[0] != self.keys[self.pos] {
+            return Ok(release(&mut self.pos, &self.keys));
         }
-        for &b in input {
-            if b == self.keys[self.pos] {
-                self.pos += 1;
-                if self.pos == self.keys.len() {
-                    return Err(());
-                }
-            } else {
-                out.extend_from_slice(&self.keys[..self.pos]);
-                self.pos = 0;
-                if b == self.keys[0] {
-                    self.pos = 1;
-                } else {
-                    out.push(b);
-                }
-            }
+        if self.pos == self.keys.len() - 1 {
+            return Err(());
         }
-        Ok(out)
+        self.pos += 1;
+        Ok(Vec::new())
     }
 }
 
@@ -368,8 +363,9 @@ mod tests {
         assert_eq!(p.feed(b"x"), Ok(vec![16, b'x']));
         assert_eq!(p.feed(&[16]), Ok(vec![]));
         assert_eq!(p.feed(&[17]), Err(()));
+        // A paste containing the sequence does not detach.
         let mut p = EscapeProxy::new(vec![16, 17]);
-        assert_eq!(p.feed(&[16, 16, 17]), Err(()));
+        assert_eq!(p.feed(&[16, 17]), Ok(vec![16, 17]));
         let mut p = EscapeProxy::new(vec![]);
         assert_eq!(p.feed(&[16, 17]), Ok(vec![16, 17]));
     }
