@@ -11,7 +11,7 @@ use super::flags::{Check, Flag, Matches};
 use super::units;
 
 /// The flags shared by `run` and `create` (Docker's `addFlags`).
-pub fn container_flags() -> Vec<Flag> {
+pub fn container_flags(create: bool) -> Vec<Flag> {
     vec![
         Flag::list("add-host", "list", "Add a custom host-to-IP mapping (host:ip)").check(Check::ExtraHost),
         Flag::list("annotation", "map", "Add an annotation to the container (passed through to the OCI runtime)").default("map[]"),
@@ -94,7 +94,16 @@ pub fn container_flags() -> Vec<Flag> {
         Flag::bool("privileged", "Give extended privileges to this container"),
         Flag::list("publish", "list", "Publish a container's port(s) to the host").short('p'),
         Flag::bool("publish-all", "Publish all exposed ports to random ports").short('P'),
-        Flag::value("pull", "string", "Pull image before running (\"always\", \"missing\", \"never\")").default("\"missing\""),
+        Flag::value(
+            "pull",
+            "string",
+            if create {
+                "Pull image before creating (\"always\", \"missing\", \"never\")"
+            } else {
+                "Pull image before running (\"always\", \"missing\", \"never\")"
+            },
+        )
+        .default("\"missing\""),
         Flag::bool("quiet", "Suppress the pull output").short('q'),
         Flag::bool("read-only", "Mount the container's root filesystem as read only"),
         Flag::value("restart", "string", "Restart policy to apply when a container exits").default("\"no\""),

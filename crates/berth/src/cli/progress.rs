@@ -156,6 +156,8 @@ pub async fn display(
 struct Live {
     multi: MultiProgress,
     bars: HashMap<String, ProgressBar>,
+    /// The plain text of each line's last state, printed when the group ends.
+    last: HashMap<String, String>,
     order: Vec<String>,
 }
 
@@ -194,6 +196,7 @@ impl Live {
         Self {
             multi: MultiProgress::with_draw_target(target),
             bars: HashMap::new(),
+            last: HashMap::new(),
             order: Vec::new(),
         }
     }
@@ -222,6 +225,13 @@ impl Live {
         };
         let status = m.status.as_deref().unwrap_or("");
         bar.set_message(format!("{id}: {status}"));
+        let text = match m.progress.as_deref().filter(|p| !p.is_empty()) {
+            Some(p) if m.progress_detail.as_ref().is_some_and(|d| d.total > 0) => {
+                format!("{id}: {status} {p}")
+            }
+            _ => format!("{id}: {status}"),
+        };
+        self.last.insert(id.clone(), text);
         match &m.progress_detail {
             Some(d) if d.total > 0 => {
                 bar.set_style(bar_style());
@@ -232,11 +242,16 @@ impl Live {
         }
     }
 
-    /// Leaves every line in its last state and forgets them.
+    /// Replaces the live lines by their last state as plain text (what stays in the
+    /// terminal's scrollback, as with Docker) and forgets them.
     fn finish(&mut self) {
         for id in self.order.drain(..) {
             if let Some(b) = self.bars.remove(&id) {
-                b.finish();
+                b.finish_and_clear();
+                self.multi.remove(&b);
+            }
+            if let Some(text) = self.last.remove(&id) {
+                let _ = self.multi.println(text);
             }
         }
     }

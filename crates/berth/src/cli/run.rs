@@ -18,7 +18,7 @@ use super::{auth, term, CliError, CliResult, Ctx};
 
 pub fn run_spec(path: &str) -> Spec {
     Spec::new(path, "[OPTIONS] IMAGE [COMMAND] [ARG...]", "")
-        .flags(opts::container_flags())
+        .flags(opts::container_flags(false))
         .flags(vec![
             Flag::bool(
                 "detach",
@@ -38,7 +38,7 @@ pub fn run_spec(path: &str) -> Spec {
 
 pub fn create_spec(path: &str) -> Spec {
     Spec::new(path, "[OPTIONS] IMAGE [COMMAND] [ARG...]", "")
-        .flags(opts::container_flags())
+        .flags(opts::container_flags(true))
         .not_interspersed()
         .nargs(NArgs::Min(1))
 }

@@ -54,7 +54,7 @@ pub fn parse(src: &str, mode: Mode, labels: LabelCell) -> Result<Template, Templ
         });
     } else {
         t = t
-            .func("json", json)
+            .func("json", move |args| json(args, mode == Mode::Rows))
             .func("split", split)
             .func("join", join)
             .func("title", title)
@@ -108,12 +108,26 @@ pub fn as_string(v: &Value) -> String {
     }
 }
 
-/// Docker's `json`: `encoding/json` without HTML escaping, trailing newline trimmed.
-fn json(args: &[Value]) -> Result<Value, TemplateError> {
+/// Docker's `json`: `encoding/json` without HTML escaping, trailing newline trimmed. A row
+/// context (a map in `Rows` mode) marshals itself with `json.Marshal`, which escapes `<`, `>`
+/// and `&`, so those keep Go's `\u003c` forms; U+2028/U+2029 are always escaped by Go.
+fn json(args: &[Value], escape_html: bool) -> Result<Value, TemplateError> {
     want_args("json", args, 1)?;
     let s = serde_json::to_string(&to_json(&args[0]))
         .map_err(|e| TemplateError::Exec(e.to_string()))?;
-    Ok(Value::String(s.into()))
+    let html = escape_html && matches!(args[0], Value::Map(_));
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '<' if html => out.push_str("\\u003c"),
+            '>' if html => out.push_str("\\u003e"),
+            '&' if html => out.push_str("\\u0026"),
+            '\u{2028}' => out.push_str("\\u2028"),
+            '\u{2029}' => out.push_str("\\u2029"),
+            c => out.push(c),
+        }
+    }
+    Ok(Value::String(out.into()))
 }
 
 /// A template value back to JSON (`nil` → `null`).

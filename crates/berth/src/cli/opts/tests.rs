@@ -17,7 +17,7 @@ const DOCKER28_MANY_FLAGS: &str = include_str!("docker28-many-flags.json");
 
 fn spec() -> Spec {
     Spec::new("berth run", "[OPTIONS] IMAGE [COMMAND] [ARG...]", "")
-        .flags(container_flags())
+        .flags(container_flags(false))
         .flags(vec![
             Flag::bool("detach", "").short('d'),
             Flag::value("detach-keys", "string", ""),
