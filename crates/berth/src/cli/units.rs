@@ -325,7 +325,10 @@ fn parse_zoned(value: &str) -> Option<DateTime<Utc>> {
             return Some(t.with_timezone(&Utc));
         }
     }
-    let (date, zone) = value.split_at(value.len().min(10));
+    if value.len() < 10 || !value.is_char_boundary(10) {
+        return None;
+    }
+    let (date, zone) = value.split_at(10);
     let d = NaiveDate::parse_from_str(date, "%Y-%m-%d").ok()?;
     let z = zone.replace(['z', 'Z'], "+00:00");
     let t = DateTime::parse_from_str(&format!("{d}T00:00:00{z}"), "%Y-%m-%dT%H:%M:%S%:z").ok()?;
