@@ -119,3 +119,77 @@ pub(crate) fn recv_fd<Fd: AsFd>(sock: Fd) -> io::Result<OwnedFd> {
     }
     got.ok_or_else(|| io::Error::other("console socket message carried no file descriptor"))
 }
+
+/// Drops this process's page-table entries for clean, read-only file mappings (program and
+/// library code and constants), so that an idle supervisor keeps resident only what its poll
+/// loop touches again. The start-up code (runtime invocation, config parsing) is never run
+/// again, yet the kernel's fault-around had mapped it in 64 KiB chunks.
+///
+/// Only mappings that are file-backed, not writable and have no private dirty pages are
+/// touched: for those, MADV_DONTNEED only unmaps page-cache pages, which fault back in unchanged
+/// when used. Relocated read-only data (RELRO) has private dirty pages and is skipped.
+pub(crate) fn release_startup_pages() {
+    let Ok(smaps) = std::fs::read_to_string("/proc/self/smaps") else {
+        return;
+    };
+    struct Region {
+        start: usize,
+        end: usize,
+        eligible: bool,
+        dirty: bool,
+    }
+    let mut regions: Vec<Region> = Vec::new();
+    for line in smaps.lines() {
+        let mut parts = line.split_whitespace();
+        let first = parts.next().unwrap_or("");
+        if let Some((a, b)) = first.split_once('-') {
+            if let (Ok(start), Ok(end)) =
+                (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16))
+            {
+                let perms = parts.next().unwrap_or("");
+                let _offset = parts.next();
+                let _dev = parts.next();
+                let inode = parts.next().unwrap_or("0");
+                let path = parts.next().unwrap_or("");
+                let eligible = perms.len() == 4
+                    && !perms.contains('w')
+                    && perms.ends_with('p')
+                    && inode != "0"
+                    && path.starts_with('/');
+                regions.push(Region {
+                    start,
+                    end,
+                    eligible,
+                    dirty: false,
+                });
+                continue;
+            }
+        }
+        if let Some(r) = regions.last_mut() {
+            let kb = |l: &str| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(0)
+            };
+            if (line.starts_with("Private_Dirty:") || line.starts_with("Anonymous:"))
+                && kb(line) > 0
+            {
+                r.dirty = true;
+            }
+        }
+    }
+    for r in regions.iter().filter(|r| r.eligible && !r.dirty) {
+        // SAFETY: the range is a whole, existing, read-only, clean, file-backed private mapping
+        // of this process (from /proc/self/smaps); MADV_DONTNEED on it discards only page-table
+        // entries of unmodified page-cache pages, which are faulted back in with the same
+        // content on the next access. Nothing in the range is written or freed.
+        unsafe {
+            libc::madvise(
+                r.start as *mut libc::c_void,
+                r.end - r.start,
+                libc::MADV_DONTNEED,
+            );
+        }
+    }
+}

@@ -31,6 +31,8 @@ const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 /// With `start_at_create`, output is held until the engine's `start` (its attach clients are
 /// connected by then); a daemon that never comes back must not leave the container blocked.
 const HOLD_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long the supervisor must be idle before it drops the pages its last work faulted in.
+const IDLE_RELEASE_MS: i32 = 1000;
 /// The status pipe inherited from the spawner.
 const STATUS_FD: RawFd = 3;
 
@@ -71,6 +73,7 @@ pub fn shim_main(args: Vec<OsString>) -> i32 {
     match Shim::setup(&bundle) {
         Ok(mut shim) => {
             report(status, &format!("ok {}", shim.init_pid));
+            sys::release_startup_pages();
             shim.run();
             0
         }
@@ -518,6 +521,9 @@ impl Shim {
         let mut fds: Vec<libc::pollfd> = Vec::with_capacity(16);
         let mut tags: Vec<Tag> = Vec::with_capacity(16);
         let mut drain_deadline: Option<Instant> = None;
+        // After a quiet second the pages that the last burst of work faulted in are given
+        // back (see sys::release_startup_pages); any event re-arms this.
+        let mut pages_released = true;
         loop {
             if self.held && self.held_since.elapsed() >= HOLD_TIMEOUT {
                 diag!(
@@ -596,6 +602,7 @@ impl Shim {
                 None if self.held => {
                     (HOLD_TIMEOUT.saturating_sub(self.held_since.elapsed())).as_millis() as i32 + 1
                 }
+                None if !pages_released => IDLE_RELEASE_MS,
                 None => -1,
             };
             // SAFETY: `fds` is a valid array of pollfd of the given length for the call.
@@ -608,6 +615,12 @@ impl Shim {
                 diag!("poll failed: {e}");
                 break;
             }
+            if n == 0 && !pages_released && drain_deadline.is_none() {
+                sys::release_startup_pages();
+                pages_released = true;
+                continue;
+            }
+            pages_released = false;
             for k in 0..fds.len() {
                 let re = fds[k].revents;
                 if re == 0 {
