@@ -497,6 +497,33 @@ pub fn ps_format(format: &str, quiet: bool, size: bool) -> String {
     }
 }
 
+/// Whether a `ps` format shows `.Size` (Docker then asks the daemon for sizes): the template
+/// is rendered once on a probe row whose Size is a marker, like Docker's `FieldsUsed` probe.
+pub fn template_uses_size(format: &str) -> bool {
+    // Docker probes the format string as a template: `json` is then the literal text "json".
+    if format.is_empty() || format == "table" || format == "raw" || format == "json" {
+        return false;
+    }
+    if format.contains(".Size") {
+        return true;
+    }
+    const MARK: &str = "\u{1}berth-size-probe\u{1}";
+    let probe = Row::new(string_map(
+        PS_HEADERS
+            .iter()
+            .map(|(k, _)| (*k, if *k == "Size" { MARK } else { "" })),
+    ));
+    format::render(
+        format,
+        &Listing {
+            default_table: PS_TABLE,
+            headers: PS_HEADERS,
+        },
+        &[probe],
+    )
+    .is_ok_and(|out| out.contains("berth-size-probe"))
+}
+
 async fn ps(ctx: &Ctx, m: Matches) -> CliResult<()> {
     let quiet = m.flag("quiet");
     let mut format = m.string("format").unwrap_or_default();
@@ -520,7 +547,7 @@ async fn ps(ctx: &Ctx, m: Matches) -> CliResult<()> {
     let size = if m.changed("size") {
         m.flag("size")
     } else {
-        !quiet && (format == "json" || format.contains(".Size"))
+        !quiet && template_uses_size(&format)
     };
     let client = ctx.client()?;
     let containers = client
@@ -787,6 +814,16 @@ mod tests {
             gotmpl::Value::to_string(full.ctx.field("Command").unwrap()),
             "\"httpd -f -p 8080 and a very long tail here\""
         );
+    }
+
+    #[test]
+    fn size_is_requested_when_the_template_shows_it() {
+        assert!(template_uses_size("{{json .}}"));
+        assert!(!template_uses_size("json"));
+        assert!(template_uses_size("table {{.ID}}\\t{{.Size}}"));
+        assert!(!template_uses_size("{{.ID}} {{.Names}}"));
+        assert!(!template_uses_size(""));
+        assert!(!template_uses_size("{{.Nope"));
     }
 
     #[test]

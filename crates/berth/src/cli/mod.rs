@@ -327,6 +327,14 @@ fn resolve(name: &str, rest: &mut Vec<String>) -> CliResult<Resolved> {
     match TOP_VERBS.iter().find(|(n, _)| *n == name) {
         Some((n, v)) => Ok(Resolved::Verb(*v, format!("berth {n}"))),
         None if name == "help" => {
+            // `berth help run` = `berth run --help`.
+            if let Some(first) = rest.first().cloned() {
+                let mut sub: Vec<String> = rest[1..].to_vec();
+                if let Resolved::Verb(v, path) = resolve(&first, &mut sub)? {
+                    print_out(&v.spec(&path).help())?;
+                }
+                return Ok(Resolved::Done);
+            }
             print_out(&root_help())?;
             Ok(Resolved::Done)
         }
@@ -685,6 +693,15 @@ mod tests {
             }
             Resolved::Done => panic!("expected a verb"),
         }
+    }
+
+    #[test]
+    fn help_command() {
+        assert!(matches!(
+            resolve("help", &mut vec!["ps".into()]),
+            Ok(Resolved::Done)
+        ));
+        assert!(resolve("help", &mut vec!["nosuch".into()]).is_err());
     }
 
     #[test]

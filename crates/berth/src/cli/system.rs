@@ -383,8 +383,7 @@ async fn info(ctx: &Ctx, m: Matches) -> CliResult<()> {
         }
         Err(e) => {
             super::print_out(&out)?;
-            super::eprintln_err(&format!("ERROR: {e}"));
-            Err(CliError::msg("errors pretty printing info"))
+            Err(e.into())
         }
     }
 }

@@ -1,0 +1,138 @@
+//! Differential tests: the berth CLI and the real Docker CLI 28.2.2 against the same
+//! `berth daemon` print the same thing (tables, templates, JSON, errors).
+
+mod common;
+
+use std::time::Duration;
+
+use common::{busybox_tar, wait_for, Daemon};
+
+/// Runs both CLIs with `args` and asserts equal stdout, stderr (with `docker` → `berth`) and
+/// exit code. Retried a few times because relative times ("2 seconds ago") may tick between
+/// the two runs.
+#[track_caller]
+fn same(d: &Daemon, args: &[&str]) {
+    let mut last = String::new();
+    for _ in 0..5 {
+        let docker = d.docker(args);
+        let berth = d.berth(args);
+        let docker_err = docker
+            .stderr
+            .replace("docker", "berth")
+            .replace("Docker", "berth");
+        if docker.stdout == berth.stdout
+            && docker_err == berth.stderr
+            && docker.status == berth.status
+        {
+            return;
+        }
+        last = format!(
+            "args {args:?}\n--- docker ({}):\n{}{}\n--- berth ({}):\n{}{}",
+            docker.status, docker.stdout, docker.stderr, berth.status, berth.stdout, berth.stderr
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    panic!("outputs differ:\n{last}");
+}
+
+#[test]
+fn listings_templates_and_errors_match_the_docker_cli() {
+    let d = Daemon::start();
+    d.berth(["load", "-i", busybox_tar().to_str().unwrap()])
+        .ok();
+    d.berth(["tag", "busybox", "localhost:5000/me/busybox:v1"])
+        .ok();
+    d.berth([
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "-l",
+        "tier=front",
+        "busybox",
+        "httpd",
+        "-f",
+        "-p",
+        "8080",
+    ])
+    .ok();
+    d.berth([
+        "run",
+        "--name",
+        "done",
+        "busybox",
+        "sh",
+        "-c",
+        "echo line-one; echo line-two >&2; exit 3",
+    ]);
+    d.berth(["create", "--name", "fresh", "busybox", "true"])
+        .ok();
+    wait_for(Duration::from_secs(10), || {
+        (d.berth(["inspect", "-f", "{{.State.Status}}", "done"]).ok() == "exited").then_some(())
+    })
+    .expect("the container exits");
+
+    for args in [
+        &["ps"][..],
+        &["ps", "-a"],
+        &["ps", "-a", "--no-trunc"],
+        &["ps", "-aq"],
+        &["ps", "-a", "-n", "2"],
+        &["ps", "-l"],
+        &["ps", "-a", "--filter", "status=exited"],
+        &["ps", "-a", "--filter", "label=tier=front", "--format", "{{.Names}}\t{{.Label \"tier\"}}"],
+        &["ps", "-a", "--format", "table {{.Names}}\\t{{.State}}\\t{{.Command}}\\t{{.Labels}}"],
+        &["ps", "-a", "--format", "{{json .}}"],
+        &["ps", "-a", "--format", "json"],
+        &["ps", "-a", "--format", "{{upper .Names}} {{lower .State}} {{truncate (title .Status) 2}} {{pad .Names 1 1}}|"],
+        &["images"],
+        &["images", "-a"],
+        &["images", "-q"],
+        &["images", "--digests"],
+        &["images", "--no-trunc"],
+        &["images", "--format", "{{json .}}"],
+        &["images", "--format", "table {{.Repository}}\\t{{.Tag}}\\t{{.Size}}\\t{{.VirtualSize}}"],
+        &["images", "busybox"],
+        &["images", "--filter", "reference=localhost:5000/*/*"],
+        &["history", "busybox"],
+        &["history", "--no-trunc", "busybox"],
+        &["history", "-H=false", "busybox"],
+        &["history", "--format", "{{json .}}", "busybox"],
+        &["history", "-q", "busybox"],
+        &["inspect", "-f", "{{.State.Status}} {{.Config.Image}} {{index .Config.Labels \"tier\"}} {{.HostConfig.NetworkMode}}", "web"],
+        &["inspect", "-f", "{{range .Config.Cmd}}[{{.}}]{{end}}", "web"],
+        &["inspect", "-f", "{{.State.ExitCode}}", "done", "fresh"],
+        &["image", "inspect", "-f", "{{.Id}} {{.RepoTags}} {{.Os}}", "busybox"],
+        &["inspect", "nosuch"],
+        &["inspect", "--type", "image", "nosuch"],
+        &["container", "inspect", "nosuch"],
+        &["logs", "done"],
+        &["logs", "--tail", "1", "done"],
+        &["top", "web"],
+        &["port", "web"],
+        &["exec", "web", "sh", "-c", "echo out; echo err >&2; exit 5"],
+        &["wait", "done"],
+        &["rm", "nosuch"],
+        &["rm", "-f", "nosuch"],
+        &["stop", "nosuch"],
+        &["rmi", "nosuch-image"],
+        &["version", "--format", "{{.Server.Version}} {{.Server.Os}}"],
+        &["info", "--format", "{{.Containers}} {{.ContainersRunning}} {{.Images}} {{.Driver}}"],
+        &["ps", "--foo"],
+        &["run", "-x", "busybox"],
+        &["stop", "-t", "abc", "web"],
+        &["rename", "web"],
+        &["ps", "extra-arg"],
+        &["run", "--rm", "BusyBox:UPPER", "true"],
+        &["create", "--restart=always", "--rm", "busybox", "true"],
+        &["run", "-e", "=x", "busybox"],
+        &["run", "--ulimit", "nofile=10:5", "busybox"],
+        &["run", "--memory-swappiness", "101", "busybox"],
+        &["run", "-p", "99999:80", "busybox"],
+    ] {
+        same(&d, args);
+    }
+    // Full inspect documents: same JSON (field order included).
+    same(&d, &["inspect", "web"]);
+    same(&d, &["image", "inspect", "busybox"]);
+}
