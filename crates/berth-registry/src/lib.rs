@@ -1,4 +1,6 @@
-//! berth-registry: the OCI distribution registry server behind `berth registry serve`
-//! (see docs/architecture.md). The registry *client* will live beside [`server`] later.
+//! berth-registry: OCI distribution for berth — the registry server behind
+//! `berth registry serve` ([`server`]) and the registry client the daemon pulls, pushes and
+//! logs in with ([`client`]). See docs/architecture.md.
 
+pub mod client;
 pub mod server;
