@@ -373,6 +373,36 @@ impl Backend for Daemon {
         async move { e.image_create(request).await }
     }
 
+    fn image_push(
+        &self,
+        _ctx: RequestContext,
+        name: String,
+        tag: Option<String>,
+        auth: AuthConfig,
+    ) -> impl Future<Output = Result<ProgressStream, ApiError>> + Send {
+        let e = self.0.clone();
+        async move { e.push_image(name, tag, auth).await }
+    }
+
+    fn auth(
+        &self,
+        _ctx: RequestContext,
+        config: AuthConfig,
+    ) -> impl Future<Output = Result<AuthResponse, ApiError>> + Send {
+        let e = self.0.clone();
+        async move { e.registry_login(config).await }
+    }
+
+    fn distribution_inspect(
+        &self,
+        _ctx: RequestContext,
+        name: String,
+        auth: AuthConfig,
+    ) -> impl Future<Output = Result<DistributionInspect, ApiError>> + Send {
+        let e = self.0.clone();
+        async move { e.distribution_inspect(name, auth).await }
+    }
+
     fn images_load(
         &self,
         _ctx: RequestContext,

@@ -506,9 +506,12 @@ impl Engine {
         req: ImageCreateRequest,
     ) -> Result<ProgressStream, ApiError> {
         match req {
-            ImageCreateRequest::Pull { .. } => Err(ApiError::not_implemented(
-                "pulling images from a registry (POST /images/create?fromImage=)",
-            )),
+            ImageCreateRequest::Pull {
+                from_image,
+                tag,
+                platform,
+                auth,
+            } => self.pull_image(from_image, tag, platform, auth).await,
             ImageCreateRequest::Import {
                 from_src,
                 repo,

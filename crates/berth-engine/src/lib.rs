@@ -11,6 +11,7 @@ mod attach;
 mod backend;
 mod container;
 mod create;
+mod distribution;
 mod events;
 mod exec;
 mod filters;
@@ -69,6 +70,8 @@ pub struct Engine {
     pub(crate) engine_id: String,
     pub(crate) cgroup_mode: berth_runtime::cgroups::CgroupMode,
     pub(crate) runtime_versions: std::sync::OnceLock<std::collections::BTreeMap<String, String>>,
+    /// Registry client state shared by pulls and pushes (connections, tokens, transfers).
+    pub(crate) dist: Arc<distribution::Distribution>,
 }
 
 impl Engine {
@@ -114,6 +117,8 @@ impl Engine {
             runtimes.insert(name.clone(), rt);
         }
         let engine_id = engine_id(&cfg.data_root);
+        let dist = distribution::Distribution::new(&cfg)
+            .map_err(|e| EngineError::Config(config::ConfigError::Invalid(e)))?;
         let engine = Arc::new(Engine {
             images: Arc::new(images),
             containers: RwLock::new(Containers::default()),
@@ -125,6 +130,7 @@ impl Engine {
             cgroup_mode: berth_runtime::cgroups::detect_mode()
                 .unwrap_or(berth_runtime::cgroups::CgroupMode::V2),
             runtime_versions: std::sync::OnceLock::new(),
+            dist,
             cfg,
         });
         engine.restore().await;
