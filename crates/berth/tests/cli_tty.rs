@@ -211,6 +211,33 @@ fn exec_it_and_start_ai() {
 }
 
 #[test]
+fn sigterm_restores_the_terminal() {
+    let d = daemon();
+    let _ = d
+        .berth(["run", "-d", "-it", "--name", "sh1", "busybox", "sh"])
+        .ok();
+    // exec has no signal proxy: a SIGTERM ends the CLI, with the terminal restored first.
+    let mut cli = PtyCli::spawn(&d, &["exec", "-it", "sh1", "sh"], 24, 80);
+    cli.expect("/ # ");
+    // SAFETY: plain kill(2) of our own child.
+    unsafe { libc::kill(cli.child.id() as i32, libc::SIGTERM) };
+    let (code, _, slave) = cli.wait();
+    assert_eq!(code, 128 + libc::SIGTERM);
+    assert_terminal_restored(&slave);
+    // run -it proxies it to the container instead: sh ignores TERM and keeps the session.
+    let mut cli = PtyCli::spawn(&d, &["run", "-it", "--rm", "busybox", "sh"], 24, 80);
+    cli.expect("/ # ");
+    // SAFETY: plain kill(2) of our own child.
+    unsafe { libc::kill(cli.child.id() as i32, libc::SIGTERM) };
+    std::thread::sleep(Duration::from_millis(500));
+    cli.send(b"echo still-here\r");
+    cli.expect_n("still-here", 2);
+    cli.send(b"exit 0\r");
+    let (code, _, _) = cli.wait();
+    assert_eq!(code, 0);
+}
+
+#[test]
 fn detach_keys_leave_the_session() {
     let d = daemon();
     let _ = d

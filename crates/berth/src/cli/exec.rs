@@ -132,6 +132,7 @@ pub async fn run(ctx: &Ctx, m: Matches) -> CliResult<()> {
             }
             None => stream::DEFAULT_DETACH_KEYS.to_vec(),
         },
+        restore_on_signal: true,
     })
     .await?;
     if outcome == Outcome::Detached {

@@ -297,9 +297,8 @@ pub async fn run(ctx: &Ctx, spec: &Spec, m: Matches) -> CliResult<()> {
         .await
         .map_err(|e| to_status_error(&path, &e))?;
 
-    let _signals = m
-        .flag_or("sig-proxy", true)
-        .then(|| stream::proxy_signals(client.clone(), id.clone()));
+    let sig_proxy = m.flag_or("sig-proxy", true);
+    let _signals = sig_proxy.then(|| stream::proxy_signals(client.clone(), id.clone()));
 
     let attach = cfg.attach_stdin || cfg.attach_stdout || cfg.attach_stderr;
     let keys = detach_keys(ctx, &m);
@@ -324,6 +323,7 @@ pub async fn run(ctx: &Ctx, spec: &Spec, m: Matches) -> CliResult<()> {
             stdout: cfg.attach_stdout,
             stderr: cfg.attach_stderr,
             detach_keys: client_detach_keys(keys.as_deref()),
+            restore_on_signal: !sig_proxy,
         })))
     } else {
         None
@@ -424,6 +424,7 @@ pub async fn start(ctx: &Ctx, m: Matches) -> CliResult<()> {
         stdout: true,
         stderr: true,
         detach_keys: client_detach_keys(keys.as_deref()),
+        restore_on_signal: cfg.tty,
     }));
     let condition = if auto_remove {
         WaitCondition::Removed
@@ -487,8 +488,8 @@ pub async fn attach(ctx: &Ctx, m: Matches) -> CliResult<()> {
     }
     let keys = detach_keys(ctx, &m);
     let stdin = !no_stdin && cfg.open_stdin;
-    let _signals = (m.flag_or("sig-proxy", true) && !cfg.tty)
-        .then(|| stream::proxy_signals(client.clone(), name.clone()));
+    let sig_proxy = m.flag_or("sig-proxy", true) && !cfg.tty;
+    let _signals = sig_proxy.then(|| stream::proxy_signals(client.clone(), name.clone()));
     let conn = client
         .container_attach(
             &name,
@@ -521,6 +522,7 @@ pub async fn attach(ctx: &Ctx, m: Matches) -> CliResult<()> {
         stdout: true,
         stderr: true,
         detach_keys: client_detach_keys(keys.as_deref()),
+        restore_on_signal: !sig_proxy,
     })
     .await?;
     if outcome == Outcome::Detached {

@@ -34,6 +34,9 @@ pub struct Session {
     pub stderr: bool,
     /// Client-side detach sequence (TTY sessions with stdin only).
     pub detach_keys: Vec<u8>,
+    /// No signal proxy runs: a terminating signal restores the terminal before the CLI dies
+    /// (otherwise the proxy forwards it and the CLI keeps running, as Docker's does).
+    pub restore_on_signal: bool,
 }
 
 /// How a session ended.
@@ -129,6 +132,10 @@ pub async fn run_session(s: Session) -> CliResult<Outcome> {
         })?))
     } else {
         None
+    };
+    let _guard = match (&raw, s.restore_on_signal) {
+        (Some(r), true) => Some(restore_on_terminating_signals(r.clone())),
+        _ => None,
     };
     let (mut reader, mut writer) = tokio::io::split(s.conn);
     let stop = Arc::new(AtomicBool::new(false));
@@ -249,6 +256,36 @@ pub async fn run_session(s: Session) -> CliResult<Outcome> {
         r.restore();
     }
     Ok(outcome)
+}
+
+/// Aborts its task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// While a raw-mode session runs without a signal proxy: SIGTERM, SIGHUP or SIGINT restore
+/// the terminal, then end the CLI with the shell's `128 + signal` code.
+fn restore_on_terminating_signals(raw: Arc<RawMode>) -> AbortOnDrop {
+    AbortOnDrop(tokio::spawn(async move {
+        let (Ok(mut term), Ok(mut hup), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            return;
+        };
+        let code = tokio::select! {
+            _ = term.recv() => libc::SIGTERM,
+            _ = hup.recv() => libc::SIGHUP,
+            _ = int.recv() => libc::SIGINT,
+        };
+        raw.restore();
+        std::process::exit(128 + code);
+    }))
 }
 
 fn write_all(fd: i32, data: &[u8]) -> CliResult<()> {
