@@ -247,6 +247,15 @@ fn login_stores_credentials_and_pull_push_send_them() {
         serde_json::json!({"auths": {"localhost:5000": {"auth": "bWU6dHJhY2VwYXNzMTIz"}}})
     );
 
+    // Logging in again without a user: the stored credentials are tried first.
+    let (code, out, err) = env.berth(&["login", "localhost:5000"], b"");
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "Login Succeeded\n");
+    assert_eq!(
+        err,
+        "Authenticating with existing credentials... [Username: me]\n"
+    );
+
     // Pull: plain progress lines (byte progress skipped), the reference printed at the end.
     let (code, out, err) = env.berth(&["pull", "localhost:5000/me/extra:v1"], b"");
     assert_eq!(code, 0, "{err}");

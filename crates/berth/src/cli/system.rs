@@ -504,6 +504,9 @@ async fn login(ctx: &Ctx, m: Matches) -> CliResult<()> {
                         }
                         return Ok(());
                     }
+                    Err(e) if e.status().map(|s| s.as_u16()) == Some(401) => {
+                        super::eprintln_err("Stored credentials invalid or expired");
+                    }
                     Err(e) => {
                         super::eprintln_err(&format!("Login did not succeed, error: {e}"));
                     }
