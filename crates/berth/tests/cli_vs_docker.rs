@@ -168,6 +168,60 @@ fn listings_templates_and_errors_match_the_docker_cli() {
     ] {
         same(&d, args);
     }
+    // Events in a closed time range.
+    let until = (chrono::Utc::now().timestamp() + 1).to_string();
+    std::thread::sleep(Duration::from_millis(1100));
+    same(
+        &d,
+        &[
+            "events",
+            "--since",
+            "0",
+            "--until",
+            &until,
+            "--filter",
+            "container=done",
+        ],
+    );
+    same(
+        &d,
+        &[
+            "events",
+            "--since",
+            "10m",
+            "--until",
+            &until,
+            "--format",
+            "{{.Type}} {{.Action}} {{.Actor.Attributes.name}}",
+        ],
+    );
+    same(
+        &d,
+        &[
+            "events",
+            "--since",
+            "0",
+            "--until",
+            &until,
+            "--format",
+            "{{json .}}",
+            "--filter",
+            "event=create",
+        ],
+    );
+    // json of documents keeps their field order, as Docker's typed structs print.
+    same(&d, &["inspect", "-f", "{{json .Config}}", "web"]);
+    same(
+        &d,
+        &[
+            "inspect",
+            "-f",
+            "{{json .State}} {{json .HostConfig.RestartPolicy}}",
+            "web",
+        ],
+    );
+    // (Not `{{json .}}` of a whole container: the Docker CLI re-marshals its own Go struct,
+    // whose field set follows API 1.50 (no KernelMemory, GwPriority/DNSNames, another order).)
     // Full inspect documents: same JSON (field order included).
     same(&d, &["inspect", "web"]);
     same(&d, &["image", "inspect", "busybox"]);

@@ -31,20 +31,17 @@ pub fn spec(verb: Verb, path: &str) -> Spec {
     super::spec(path, usage, NArgs::Min(1), flags)
 }
 
-/// An inspected object: its JSON as the daemon's model orders it, and as a template value.
+/// An inspected object, as JSON in the daemon model's field order (indented and compact).
 struct Object {
     pretty: String,
     compact: String,
-    value: serde_json::Value,
 }
 
 fn object<T: serde::Serialize>(v: &T) -> CliResult<Object> {
-    let value = serde_json::to_value(v).map_err(|e| CliError::msg(e.to_string()))?;
     let compact = serde_json::to_string(v).map_err(|e| CliError::msg(e.to_string()))?;
     Ok(Object {
         pretty: format::pretty(v),
         compact,
-        value,
     })
 }
 
@@ -135,7 +132,7 @@ pub async fn run(ctx: &Ctx, verb: Verb, m: Matches) -> CliResult<()> {
         Some(t) => {
             let mut s = String::new();
             for o in &found {
-                match format::execute_document(t, &o.value) {
+                match format::execute_document(t, &o.compact) {
                     Ok(r) => {
                         s.push_str(&r);
                         s.push('\n');

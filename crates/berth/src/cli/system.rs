@@ -86,30 +86,87 @@ fn os_arch() -> (&'static str, &'static str) {
 
 /// The client half of `version` (Docker's `clientVersion`, by Go field names).
 fn client_version(api: &str) -> serde_json::Value {
-    let (os, arch) = os_arch();
-    serde_json::json!({
-        "Platform": {"Name": "berth"},
-        "Version": env!("CARGO_PKG_VERSION"),
-        "APIVersion": api,
-        "DefaultAPIVersion": MAX_API_VERSION.to_string(),
-        "GitCommit": option_env!("BERTH_GIT_COMMIT").unwrap_or("unknown"),
-        "GoVersion": "",
-        "Os": os,
-        "Arch": arch,
-        "BuildTime": "",
-        "Context": "default",
-    })
+    serde_json::to_value(ClientVersion::new(api)).unwrap_or_default()
 }
 
-/// `SystemVersion` with Docker's Go field names (`APIVersion`), for templates.
-fn server_value(v: &SystemVersion) -> serde_json::Value {
-    let mut value = serde_json::to_value(v).unwrap_or_default();
-    if let Some(o) = value.as_object_mut() {
-        if let Some(api) = o.remove("ApiVersion") {
-            o.insert("APIVersion".into(), api);
+/// Docker's `clientVersion` in field order; `APIVersion` is the Go field name templates use.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct ClientVersion {
+    platform: berth_api::models::PlatformName,
+    version: String,
+    #[serde(rename = "APIVersion")]
+    api_version: String,
+    #[serde(rename = "DefaultAPIVersion")]
+    default_api_version: String,
+    git_commit: String,
+    go_version: String,
+    os: String,
+    arch: String,
+    build_time: String,
+    context: String,
+}
+
+impl ClientVersion {
+    fn new(api: &str) -> Self {
+        let (os, arch) = os_arch();
+        Self {
+            platform: berth_api::models::PlatformName {
+                name: "berth".into(),
+            },
+            version: env!("CARGO_PKG_VERSION").into(),
+            api_version: api.into(),
+            default_api_version: MAX_API_VERSION.to_string(),
+            git_commit: option_env!("BERTH_GIT_COMMIT").unwrap_or("unknown").into(),
+            go_version: String::new(),
+            os: os.into(),
+            arch: arch.into(),
+            build_time: String::new(),
+            context: "default".into(),
         }
     }
-    value
+}
+
+/// `SystemVersion` in its field order with Docker's Go field names (`APIVersion`).
+#[derive(serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct ServerVersion<'a> {
+    platform: &'a Option<berth_api::models::PlatformName>,
+    components: &'a Option<Vec<berth_api::models::ComponentVersion>>,
+    version: &'a str,
+    #[serde(rename = "APIVersion")]
+    api_version: &'a str,
+    #[serde(rename = "MinAPIVersion")]
+    min_api_version: &'a str,
+    git_commit: &'a str,
+    go_version: &'a str,
+    os: &'a str,
+    arch: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    kernel_version: &'a str,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    experimental: bool,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    build_time: &'a str,
+}
+
+impl<'a> From<&'a SystemVersion> for ServerVersion<'a> {
+    fn from(v: &'a SystemVersion) -> Self {
+        Self {
+            platform: &v.platform,
+            components: &v.components,
+            version: &v.version,
+            api_version: &v.api_version,
+            min_api_version: &v.min_api_version,
+            git_commit: &v.git_commit,
+            go_version: &v.go_version,
+            os: &v.os,
+            arch: &v.arch,
+            kernel_version: &v.kernel_version,
+            experimental: v.experimental,
+            build_time: &v.build_time,
+        }
+    }
 }
 
 /// The `version` text (Docker's default template, laid out with a tabwriter).
@@ -186,10 +243,18 @@ async fn version(ctx: &Ctx, m: Matches) -> CliResult<()> {
     let server_ok = server.as_ref().ok();
     let out = match (&tmpl, fmt.as_str()) {
         (Some(t), _) => {
-            let doc = serde_json::json!({
-                "Client": cv,
-                "Server": server_ok.map(server_value),
-            });
+            #[derive(serde::Serialize)]
+            struct Doc<'a> {
+                #[serde(rename = "Client")]
+                client: ClientVersion,
+                #[serde(rename = "Server")]
+                server: Option<ServerVersion<'a>>,
+            }
+            let doc = serde_json::to_string(&Doc {
+                client: ClientVersion::new(&api),
+                server: server_ok.map(ServerVersion::from),
+            })
+            .map_err(|e| CliError::msg(e.to_string()))?;
             format!("{}\n", format::execute_document(t, &doc)?)
         }
         (None, "json") => {
@@ -344,25 +409,24 @@ async fn info(ctx: &Ctx, m: Matches) -> CliResult<()> {
     let client = ctx.client()?;
     let info = client.info().await;
     if !fmt.is_empty() {
-        let mut doc = match &info {
-            Ok(i) => serde_json::to_value(i).unwrap_or_default(),
-            Err(_) => serde_json::json!({}),
-        };
-        if let Some(o) = doc.as_object_mut() {
-            o.insert(
-                "ClientInfo".into(),
-                serde_json::json!({"Debug": false, "Version": env!("CARGO_PKG_VERSION"), "Context": "default", "Plugins": [], "Warnings": null}),
-            );
-            o.insert(
-                "ServerErrors".into(),
-                match &info {
-                    Ok(_) => serde_json::Value::Null,
-                    Err(e) => serde_json::json!([e.to_string()]),
-                },
-            );
+        /// Docker's `info` document: the daemon's fields, then the client's.
+        #[derive(serde::Serialize)]
+        struct Doc<'a> {
+            #[serde(flatten)]
+            info: Option<&'a SystemInfo>,
+            #[serde(rename = "ClientInfo")]
+            client_info: serde_json::Value,
+            #[serde(rename = "ServerErrors")]
+            server_errors: Option<Vec<String>>,
         }
+        let doc = serde_json::to_string(&Doc {
+            info: info.as_ref().ok(),
+            client_info: serde_json::json!({"Debug": false, "Version": env!("CARGO_PKG_VERSION"), "Context": "default", "Plugins": [], "Warnings": null}),
+            server_errors: info.as_ref().err().map(|e| vec![e.to_string()]),
+        })
+        .map_err(|e| CliError::msg(e.to_string()))?;
         let out = if fmt == "json" {
-            serde_json::to_string(&doc).unwrap_or_default()
+            doc
         } else {
             format::execute_document(&format::document_template(&fmt)?, &doc)?
         };
@@ -435,7 +499,7 @@ async fn events(ctx: &Ctx, m: Matches) -> CliResult<()> {
         let line = match &tmpl {
             None => event_line(&ev),
             Some(t) => {
-                let doc = serde_json::to_value(&ev).map_err(|e| CliError::msg(e.to_string()))?;
+                let doc = serde_json::to_string(&ev).map_err(|e| CliError::msg(e.to_string()))?;
                 format::execute_document(t, &doc)?
             }
         };

@@ -91,18 +91,32 @@ pub fn render(format: &str, listing: &Listing<'_>, rows: &[Row]) -> CliResult<St
     Ok(w.finish())
 }
 
-/// A template over JSON documents; `json` means the whole document as JSON.
-pub fn document_template(format: &str) -> CliResult<gotmpl::Template> {
+/// A template over JSON documents (`inspect -f`, `events --format`…); `json` means the whole
+/// document as JSON.
+pub struct DocumentTemplate {
+    tmpl: gotmpl::Template,
+    orders: template::KeyOrders,
+}
+
+pub fn document_template(format: &str) -> CliResult<DocumentTemplate> {
     let src = if format == "json" {
         "{{json .}}"
     } else {
         format
     };
-    template::parse(src, Mode::Documents, Arc::default()).map_err(parse_error)
+    let orders = template::KeyOrders::default();
+    let tmpl = template::parse_with_orders(src, Mode::Documents, Arc::default(), orders.clone())
+        .map_err(parse_error)?;
+    Ok(DocumentTemplate { tmpl, orders })
 }
 
-pub fn execute_document(tmpl: &gotmpl::Template, doc: &serde_json::Value) -> CliResult<String> {
-    tmpl.execute_to_string(&template::from_json(doc))
+/// Renders one document given as JSON text (its field order is kept for `json`).
+pub fn execute_document(t: &DocumentTemplate, json_text: &str) -> CliResult<String> {
+    let doc: serde_json::Value =
+        serde_json::from_str(json_text).map_err(|e| CliError::msg(e.to_string()))?;
+    template::record_key_orders(json_text, &t.orders);
+    t.tmpl
+        .execute_to_string(&template::from_json(&doc))
         .map_err(|e| CliError::msg(format!("template: {e}")))
 }
 

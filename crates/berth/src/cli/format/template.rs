@@ -7,7 +7,7 @@
 //! * Table headers are rendered with the same template but Docker's "header functions"
 //!   (`json`, `lower`… return their argument unchanged), so two templates are parsed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use gotmpl::{MissingKey, Template, TemplateError, Value};
@@ -17,6 +17,13 @@ const LABEL_FN: &str = "__berth_label";
 
 /// Labels of the row being rendered, shared with the `.Label` function.
 pub type LabelCell = Arc<Mutex<BTreeMap<String, String>>>;
+
+/// The key order of every JSON object of the documents being rendered, by sorted key set.
+///
+/// Template values are sorted maps, but Docker's `json` of a typed document (inspect,
+/// events, version) prints its struct's field order. The order is taken from the document's
+/// own JSON, whose field order is the daemon model's (the same as Docker's structs).
+pub type KeyOrders = Arc<Mutex<HashMap<Vec<String>, Vec<String>>>>;
 
 /// How a template renders.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,6 +39,16 @@ pub enum Mode {
 
 /// Parses a template with the functions of `mode`.
 pub fn parse(src: &str, mode: Mode, labels: LabelCell) -> Result<Template, TemplateError> {
+    parse_with_orders(src, mode, labels, KeyOrders::default())
+}
+
+/// [`parse`] with the key orders `json` uses for documents.
+pub fn parse_with_orders(
+    src: &str,
+    mode: Mode,
+    labels: LabelCell,
+    orders: KeyOrders,
+) -> Result<Template, TemplateError> {
     let src = rewrite_label_calls(src);
     let mut t = Template::new("").missing_key(if mode == Mode::Rows {
         MissingKey::Error
@@ -54,7 +71,7 @@ pub fn parse(src: &str, mode: Mode, labels: LabelCell) -> Result<Template, Templ
         });
     } else {
         t = t
-            .func("json", move |args| json(args, mode == Mode::Rows))
+            .func("json", move |args| json(args, mode == Mode::Rows, &orders))
             .func("split", split)
             .func("join", join)
             .func("title", title)
@@ -110,12 +127,22 @@ pub fn as_string(v: &Value) -> String {
 
 /// Docker's `json`: `encoding/json` without HTML escaping, trailing newline trimmed. A row
 /// context (a map in `Rows` mode) marshals itself with `json.Marshal`, which escapes `<`, `>`
-/// and `&`, so those keep Go's `\u003c` forms; U+2028/U+2029 are always escaped by Go.
-fn json(args: &[Value], escape_html: bool) -> Result<Value, TemplateError> {
+/// and `&`, so those keep Go's `\u003c` forms; U+2028/U+2029 are always escaped by Go. Maps
+/// of documents are written in their recorded key order ([`KeyOrders`]).
+fn json(args: &[Value], rows: bool, orders: &KeyOrders) -> Result<Value, TemplateError> {
     want_args("json", args, 1)?;
-    let s = serde_json::to_string(&to_json(&args[0]))
-        .map_err(|e| TemplateError::Exec(e.to_string()))?;
-    let html = escape_html && matches!(args[0], Value::Map(_));
+    let s = if rows {
+        serde_json::to_string(&to_json(&args[0])).map_err(|e| TemplateError::Exec(e.to_string()))?
+    } else {
+        let orders = match orders.lock() {
+            Ok(o) => o.clone(),
+            Err(p) => p.into_inner().clone(),
+        };
+        let mut out = String::new();
+        write_ordered(&args[0], &orders, &mut out)?;
+        out
+    };
+    let html = rows && matches!(args[0], Value::Map(_));
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -128,6 +155,122 @@ fn json(args: &[Value], escape_html: bool) -> Result<Value, TemplateError> {
         }
     }
     Ok(Value::String(out.into()))
+}
+
+/// Writes a value as compact JSON, maps in their recorded key order (else sorted).
+fn write_ordered(
+    v: &Value,
+    orders: &HashMap<Vec<String>, Vec<String>>,
+    out: &mut String,
+) -> Result<(), TemplateError> {
+    let enc = |e: serde_json::Error| TemplateError::Exec(e.to_string());
+    match v {
+        Value::Map(m) => {
+            let sorted: Vec<String> = m.keys().map(|k| k.to_string()).collect();
+            let keys = orders.get(&sorted).unwrap_or(&sorted);
+            out.push('{');
+            let mut first = true;
+            for k in keys {
+                let Some(item) = m.get(k.as_str()) else {
+                    continue;
+                };
+                if !first {
+                    out.push(',');
+                }
+                first = false;
+                out.push_str(&serde_json::to_string(k).map_err(enc)?);
+                out.push(':');
+                write_ordered(item, orders, out)?;
+            }
+            out.push('}');
+        }
+        Value::List(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_ordered(item, orders, out)?;
+            }
+            out.push(']');
+        }
+        other => out.push_str(&serde_json::to_string(&to_json(other)).map_err(enc)?),
+    }
+    Ok(())
+}
+
+/// Records the key order of every object in a JSON text (see [`KeyOrders`]).
+pub fn record_key_orders(json_text: &str, orders: &KeyOrders) {
+    let mut found = HashMap::new();
+    let mut de = serde_json::Deserializer::from_str(json_text);
+    if serde::de::DeserializeSeed::deserialize(Collect(&mut found), &mut de).is_err() {
+        return;
+    }
+    let mut o = match orders.lock() {
+        Ok(o) => o,
+        Err(p) => p.into_inner(),
+    };
+    for (k, v) in found {
+        o.entry(k).or_insert(v);
+    }
+}
+
+/// A serde visitor that walks a JSON document and records each object's key order.
+struct Collect<'a>(&'a mut HashMap<Vec<String>, Vec<String>>);
+
+impl<'de> serde::de::DeserializeSeed<'de> for Collect<'_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Collect<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_none<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element_seed(Collect(&mut *self.0))?.is_some() {}
+        Ok(())
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut keys = Vec::new();
+        while let Some(k) = map.next_key::<String>()? {
+            map.next_value_seed(Collect(&mut *self.0))?;
+            keys.push(k);
+        }
+        let mut sorted = keys.clone();
+        sorted.sort();
+        self.0.entry(sorted).or_insert(keys);
+        Ok(())
+    }
 }
 
 /// A template value back to JSON (`nil` → `null`).
@@ -480,6 +623,25 @@ mod tests {
             r#"{"Env":["A=1","B=2"],"Labels":{"x":"1"}}"#
         );
         assert_eq!(render("{{.Nope}}", &v, Mode::Documents), "<no value>");
+    }
+
+    #[test]
+    fn documents_keep_their_key_order() {
+        let text = r#"{"Id":"x","Config":{"Hostname":"h","Env":["A=1"],"Labels":{"b":"2","a":"1"}},"Args":[]}"#;
+        let orders = KeyOrders::default();
+        record_key_orders(text, &orders);
+        let doc: serde_json::Value = serde_json::from_str(text).unwrap();
+        let t = parse_with_orders(
+            "{{json .Config}}|{{json .}}",
+            Mode::Documents,
+            Arc::default(),
+            orders,
+        )
+        .unwrap();
+        assert_eq!(
+            t.execute_to_string(&from_json(&doc)).unwrap(),
+            r#"{"Hostname":"h","Env":["A=1"],"Labels":{"b":"2","a":"1"}}|{"Id":"x","Config":{"Hostname":"h","Env":["A=1"],"Labels":{"b":"2","a":"1"}},"Args":[]}"#
+        );
     }
 
     #[test]
