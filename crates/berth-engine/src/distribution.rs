@@ -521,23 +521,6 @@ impl Puller {
             pins.push(self.store.layers().pin(c));
             pins.push(self.store.pin_blob(&l.digest));
         }
-        let manifest_digest = self
-            .store
-            .content()
-            .put_bytes(&res.manifest_bytes)
-            .map_err(|e| image_error(e.into()))?;
-        pins.push(self.store.pin_blob(&manifest_digest));
-        let mut extra = vec![manifest_digest];
-        if let Some((_, ib)) = &res.index {
-            let d = self
-                .store
-                .content()
-                .put_bytes(ib)
-                .map_err(|e| image_error(e.into()))?;
-            pins.push(self.store.pin_blob(&d));
-            extra.push(d);
-        }
-
         // Which layers are here already; start (or join) transfers for the others.
         let existing = self.existing_layers(&chains);
         let mut slots: Vec<LayerSlot> = Vec::new();
@@ -601,6 +584,18 @@ impl Puller {
             }
         }
         drop(slots);
+
+        // The manifest (and index) are stored only now, so a failed pull stores nothing.
+        let mut extra = Vec::new();
+        for bytes in std::iter::once(&res.manifest_bytes).chain(res.index.as_ref().map(|(_, b)| b)) {
+            pins.push(self.store.pin_blob(&Digest::sha256_of(bytes)));
+            let d = self
+                .store
+                .content()
+                .put_bytes(bytes)
+                .map_err(|e| image_error(e.into()))?;
+            extra.push(d);
+        }
 
         let store = self.store.clone();
         let cfg = config_bytes.clone();
@@ -732,7 +727,7 @@ impl Puller {
                 .blob_stream(&digest)
                 .await
                 .map_err(|e| e.to_string())?;
-            let (btx, brx) = std::sync::mpsc::sync_channel::<Chunk>(16);
+            let (btx, brx) = mpsc::channel::<Chunk>(64);
             let feeder = tokio::spawn(feed(stream, btx));
             let st = state.clone();
             let expect_size = total;
@@ -1015,22 +1010,15 @@ enum Chunk {
 }
 
 /// Moves the downloaded bytes from the async world to the blocking extractor.
-async fn feed(
-    mut stream: berth_registry::client::BlobStream,
-    tx: std::sync::mpsc::SyncSender<Chunk>,
-) {
+async fn feed(mut stream: berth_registry::client::BlobStream, tx: mpsc::Sender<Chunk>) {
     loop {
-        let item = stream.next().await;
-        let chunk = match item {
+        let chunk = match stream.next().await {
             Some(Ok(b)) => Chunk::Data(b),
             Some(Err(e)) => Chunk::Failed(e),
             None => Chunk::End,
         };
         let last = !matches!(chunk, Chunk::Data(_));
-        // The channel is bounded: wait (off the runtime's worker) while the extractor is busy.
-        let tx2 = tx.clone();
-        let sent = tokio::task::spawn_blocking(move || tx2.send(chunk).is_ok()).await;
-        if last || !matches!(sent, Ok(true)) {
+        if tx.send(chunk).await.is_err() || last {
             return;
         }
     }
@@ -1039,7 +1027,7 @@ async fn feed(
 /// The extractor's view of a download: a reader that fails if the download did not end
 /// cleanly (a cancelled or broken transfer never looks like a short blob).
 struct ChanReader {
-    rx: std::sync::mpsc::Receiver<Chunk>,
+    rx: mpsc::Receiver<Chunk>,
     cur: Bytes,
     done: bool,
 }
@@ -1050,11 +1038,11 @@ impl Read for ChanReader {
             if self.done {
                 return Ok(0);
             }
-            match self.rx.recv() {
-                Ok(Chunk::Data(b)) => self.cur = b,
-                Ok(Chunk::End) => self.done = true,
-                Ok(Chunk::Failed(e)) => return Err(e),
-                Err(_) => {
+            match self.rx.blocking_recv() {
+                Some(Chunk::Data(b)) => self.cur = b,
+                Some(Chunk::End) => self.done = true,
+                Some(Chunk::Failed(e)) => return Err(e),
+                None => {
                     return Err(io::Error::new(
                         io::ErrorKind::Interrupted,
                         "the download was cancelled",

@@ -63,8 +63,11 @@ pub fn repository_scope(name: &str, actions: &str) -> String {
 pub struct ClientConfig {
     /// Mirrors of Docker Hub, tried in order before it (`http://127.0.0.1:5000`).
     pub mirrors: Vec<String>,
-    /// Insecure registries: CIDRs and `host[:port]` names (127.0.0.0/8 is always insecure).
+    /// Insecure registries: CIDRs and `host[:port]` names.
     pub insecure_registries: Vec<String>,
+    /// Add Docker's default insecure range, 127.0.0.0/8 (Docker always does; tests of TLS
+    /// verification against a loopback registry turn it off).
+    pub insecure_loopback: bool,
     pub transport: TransportConfig,
     /// Extra attempts for idempotent requests after a transient failure.
     pub retries: u32,
@@ -79,6 +82,7 @@ impl Default for ClientConfig {
         ClientConfig {
             mirrors: Vec::new(),
             insecure_registries: Vec::new(),
+            insecure_loopback: true,
             transport: TransportConfig::default(),
             retries: 3,
             retry_delay: Duration::from_millis(250),
@@ -139,7 +143,7 @@ pub fn login_domain(server_address: &str) -> String {
 
 impl RegistryClient {
     pub fn new(cfg: ClientConfig) -> Result<RegistryClient, ClientError> {
-        let insecure = InsecureRegistries::new(&cfg.insecure_registries)?;
+        let insecure = InsecureRegistries::new(&cfg.insecure_registries, cfg.insecure_loopback)?;
         let mut mirrors = Vec::new();
         for m in &cfg.mirrors {
             let mut u = Url::parse(m.trim())

@@ -77,12 +77,15 @@ pub struct InsecureRegistries {
 
 impl InsecureRegistries {
     /// Parses daemon.json entries (`"10.0.0.0/8"`, `"myreg:5000"`, `"http://myreg:5000"`);
-    /// `127.0.0.0/8` is always included, as in Docker.
-    pub fn new(entries: &[String]) -> Result<InsecureRegistries, ClientError> {
-        let mut r = InsecureRegistries {
-            cidrs: vec!["127.0.0.0/8".parse().expect("a valid CIDR literal")],
-            names: Vec::new(),
-        };
+    /// with `loopback`, `127.0.0.0/8` is included, as Docker always does.
+    pub fn new(entries: &[String], loopback: bool) -> Result<InsecureRegistries, ClientError> {
+        let mut r = InsecureRegistries::default();
+        if loopback {
+            r.cidrs.push(IpNet::V4(ipnet::Ipv4Net::new_assert(
+                std::net::Ipv4Addr::new(127, 0, 0, 0),
+                8,
+            )));
+        }
         for e in entries {
             let e = e.trim();
             let e = e
@@ -540,14 +543,16 @@ mod tests {
 
     #[tokio::test]
     async fn insecure_registries_match_like_docker() {
-        let ins = InsecureRegistries::new(&["10.1.0.0/16".into(), "myreg:5000".into()]).unwrap();
+        let ins = InsecureRegistries::new(&["10.1.0.0/16".into(), "myreg:5000".into()], true).unwrap();
         assert!(ins.contains("127.0.0.1:5000").await);
         assert!(ins.contains("localhost:5000").await);
         assert!(ins.contains("10.1.2.3").await);
         assert!(ins.contains("myreg:5000").await);
         assert!(!ins.contains("10.2.0.1:443").await);
         assert!(!ins.contains("[::1]:5000").await);
-        assert!(InsecureRegistries::new(&["10.0.0.0/99".into()]).is_err());
+        assert!(InsecureRegistries::new(&["10.0.0.0/99".into()], true).is_err());
+        let strict = InsecureRegistries::new(&[], false).unwrap();
+        assert!(!strict.contains("127.0.0.1:5000").await);
         assert_eq!(split_host("[::1]:5000"), "[::1]");
         assert_eq!(split_host("reg.example:443"), "reg.example");
         assert_eq!(split_host("reg.example"), "reg.example");
