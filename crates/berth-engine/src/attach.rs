@@ -9,7 +9,7 @@ use berth_api::{ApiError, AttachOptions, HijackHandler, Hijacked};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::container::{AttachSource, AttachWants, Container, Status};
-use crate::Engine;
+use crate::{detach, Engine};
 
 impl Engine {
     pub(crate) fn attach_container(
@@ -30,6 +30,18 @@ impl Engine {
             }
             _ => {}
         }
+        // Detach keys end an attached terminal session without touching the container.
+        let tty = c.with(|r| r.config.tty);
+        let keys = if opts.stdin && tty {
+            let spec = opts
+                .detach_keys
+                .as_deref()
+                .filter(|k| !k.is_empty())
+                .unwrap_or(detach::DEFAULT_DETACH_KEYS);
+            Some(detach::parse(spec)?)
+        } else {
+            None
+        };
         // Decide the stream's source now, before the 101 goes out: the client sends `start` as
         // soon as it has its 101, and a queued client must already be in the queue by then.
         let source = if opts.stream {
@@ -45,7 +57,7 @@ impl Engine {
         let attrs = self.event_attrs(&c);
         self.events.emit("container", "attach", &c.id, attrs);
         Ok(Box::new(move |conn| {
-            Box::pin(async move { engine.attach_session(c, opts, source, conn).await })
+            Box::pin(async move { engine.attach_session(c, opts, source, keys, conn).await })
         }))
     }
 
@@ -54,6 +66,7 @@ impl Engine {
         c: Arc<Container>,
         opts: AttachOptions,
         source: Option<AttachSource>,
+        keys: Option<Vec<u8>>,
         conn: Hijacked,
     ) {
         let (mut cr, mut cw) = tokio::io::split(conn);
@@ -79,17 +92,32 @@ impl Engine {
             return;
         };
         let (mut sr, mut sw) = tokio::io::split(stream);
+        let (detached_tx, detached_rx) = tokio::sync::oneshot::channel::<()>();
         let input = if opts.stdin {
             Some(tokio::spawn(async move {
+                let mut escape = keys.map(detach::Escape::new);
                 let mut buf = vec![0u8; 16 * 1024];
+                let mut fwd = Vec::with_capacity(16 * 1024);
                 loop {
-                    match cr.read(&mut buf).await {
+                    let n = match cr.read(&mut buf).await {
                         Ok(0) | Err(_) => break,
-                        Ok(n) => {
-                            if sw.write_all(&buf[..n]).await.is_err() {
-                                return;
-                            }
+                        Ok(n) => n,
+                    };
+                    let (data, detach) = match escape.as_mut() {
+                        Some(e) => {
+                            fwd.clear();
+                            let d = e.feed(&buf[..n], &mut fwd);
+                            (&fwd[..], d)
                         }
+                        None => (&buf[..n], false),
+                    };
+                    if !data.is_empty() && sw.write_all(data).await.is_err() {
+                        return;
+                    }
+                    if detach {
+                        // The client leaves; the container keeps its input open.
+                        let _ = detached_tx.send(());
+                        return;
                     }
                 }
                 // The client closed its input: pass the half-close on (stdin_once closes the
@@ -99,7 +127,12 @@ impl Engine {
         } else {
             None
         };
-        let _ = tokio::io::copy(&mut sr, &mut cw).await;
+        tokio::select! {
+            _ = tokio::io::copy(&mut sr, &mut cw) => {}
+            Ok(()) = detached_rx => {
+                tracing::debug!(id = %c.id, "attach session detached by the client's detach keys");
+            }
+        }
         let _ = cw.flush().await;
         let _ = cw.shutdown().await;
         if let Some(t) = input {

@@ -185,6 +185,14 @@ impl Engine {
         }
         let tty = e.config.tty;
         let detach = start.detach;
+        let keys = if tty && e.config.attach_stdin && !detach {
+            let spec = Some(e.config.detach_keys.as_str())
+                .filter(|k| !k.is_empty())
+                .unwrap_or(crate::detach::DEFAULT_DETACH_KEYS);
+            Some(crate::detach::parse(spec)?)
+        } else {
+            None
+        };
         let proc_ = self.spawn_exec(&c, &e, detach).await?;
         let mut attrs = self.event_attrs(&c);
         attrs.insert("execID".into(), e.id.clone());
@@ -201,7 +209,7 @@ impl Engine {
         }
         Ok(ExecStartOutcome::Attached(Box::new(move |conn| {
             Box::pin(async move {
-                engine.exec_session(c, e, proc_, tty, conn).await;
+                engine.exec_session(c, e, proc_, tty, keys, conn).await;
             })
         })))
     }
@@ -324,6 +332,7 @@ impl Engine {
         e: Arc<ExecEntry>,
         mut p: ExecProcess,
         tty: bool,
+        keys: Option<Vec<u8>>,
         conn: Hijacked,
     ) {
         let (mut cr, mut cw) = tokio::io::split(conn);
@@ -337,23 +346,67 @@ impl Engine {
                 return;
             };
             let mut pty_w = pty.clone();
+            let (detached_tx, mut detached_rx) = tokio::sync::oneshot::channel::<()>();
             let input = tokio::spawn(async move {
-                let _ = tokio::io::copy(&mut cr, &mut pty_w).await;
+                let mut escape = keys.map(crate::detach::Escape::new);
+                let mut buf = vec![0u8; 16 * 1024];
+                let mut fwd = Vec::with_capacity(16 * 1024);
+                loop {
+                    let n = match cr.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => n,
+                    };
+                    let (data, detach) = match escape.as_mut() {
+                        Some(e) => {
+                            fwd.clear();
+                            let d = e.feed(&buf[..n], &mut fwd);
+                            (&fwd[..], d)
+                        }
+                        None => (&buf[..n], false),
+                    };
+                    if !data.is_empty() && pty_w.write_all(data).await.is_err() {
+                        return;
+                    }
+                    if detach {
+                        let _ = detached_tx.send(());
+                        return;
+                    }
+                }
             });
             let mut pty_r = pty;
             let mut buf = vec![0u8; 32 * 1024];
-            let mut client_ok = true;
+            let mut detached = false;
             loop {
-                match pty_r.read(&mut buf).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => {
-                        if client_ok && cw.write_all(&buf[..n]).await.is_err() {
-                            client_ok = false;
+                tokio::select! {
+                    r = pty_r.read(&mut buf) => match r {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            if cw.write_all(&buf[..n]).await.is_err() {
+                                detached = true;
+                                break;
+                            }
                         }
+                    },
+                    Ok(()) = &mut detached_rx => {
+                        detached = true;
+                        break;
                     }
                 }
             }
             input.abort();
+            if detached {
+                // The client left (detach keys, or gone): the process keeps running; its exit
+                // is still recorded. Keep draining the terminal so it never blocks.
+                let _ = cw.flush().await;
+                let _ = cw.shutdown().await;
+                let engine = self.clone();
+                tokio::spawn(async move {
+                    let mut sink = tokio::io::sink();
+                    let _ = tokio::io::copy(&mut pty_r, &mut sink).await;
+                    engine.finish_exec(&c, &e, &mut p).await;
+                });
+                return;
+            }
             self.finish_exec(&c, &e, &mut p).await;
         } else {
             let stdin = p.stdin.take();

@@ -11,6 +11,7 @@ mod attach;
 mod backend;
 mod container;
 mod create;
+mod detach;
 mod distribution;
 mod events;
 mod exec;

@@ -541,9 +541,11 @@ async fn no_fds_leak_into_the_container() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tty_stdin_once_sends_eof() {
+async fn tty_stdin_stays_open_when_the_stdin_once_client_leaves() {
+    // Docker closes stdin on the StdinOnce client's EOF only without a terminal: a detached
+    // `run -it` session must keep its shell.
     let f = Fixture::new("ttyeof");
-    let mut so = f.spec_opts(&["sh", "-c", "cat; echo cat-done"]);
+    let mut so = f.spec_opts(&["sh"]);
     so.tty = true;
     f.write_spec(&so);
     let mut o = f.shim_options();
@@ -553,16 +555,24 @@ async fn tty_stdin_once_sends_eof() {
     let c = f.spawn(&o).await;
     let mut a = c.attach(true, true, false).await.unwrap();
     c.start().await.unwrap();
-    a.write_all(b"abc\r").await.unwrap();
+    a.write_all(b"echo first\r").await.unwrap();
     a.shutdown().await.unwrap();
+    drop(a);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(c.info().await.unwrap().state, "running");
+    // A new client can still type into the same shell.
+    let mut b = c.attach(true, true, false).await.unwrap();
+    b.write_all(b"echo second-$((40+2)); exit 3\r")
+        .await
+        .unwrap();
     let mut out = Vec::new();
-    tokio::time::timeout(Duration::from_secs(20), a.read_to_end(&mut out))
+    tokio::time::timeout(Duration::from_secs(20), b.read_to_end(&mut out))
         .await
         .expect("tty stream did not end")
         .unwrap();
     let text = String::from_utf8_lossy(&out);
-    assert!(text.contains("cat-done"), "{text:?}");
-    assert_eq!(wait_exit(&c).await.exit_code, 0);
+    assert!(text.contains("second-42"), "{text:?}");
+    assert_eq!(wait_exit(&c).await.exit_code, 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -15,8 +15,10 @@ struct Tmux {
 
 impl Tmux {
     fn start(d: &Daemon, cmd: &str) -> Tmux {
-        let name = format!("berth-{}", d.dir.file_name().unwrap().to_string_lossy());
-        let socket = d.dir.join("tmux.sock").to_string_lossy().into_owned();
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("berth-{}-{n}", d.dir.file_name().unwrap().to_string_lossy());
+        let socket = d.dir.join(format!("tmux-{n}.sock")).to_string_lossy().into_owned();
         let full = format!(
             "DOCKER_HOST={} DOCKER_CONFIG={} {cmd}; echo EXIT=$?; sleep 60",
             d.host(),
@@ -200,4 +202,41 @@ fn run_t_without_terminal_input_and_attach() {
         o.stdout,
         o.stderr
     );
+}
+
+#[test]
+fn detach_keys_leave_the_container_running() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let t = Tmux::start(&d, &format!("{} run -it --name det busybox sh", common::DOCKER));
+    t.expect("/ #");
+    t.keys("echo before-detach");
+    t.expect("before-detach");
+    // ctrl-p ctrl-q (sent without Enter)
+    let st = Command::new("tmux")
+        .args(["-S", &t.socket, "send-keys", "-t", &t.session, "C-p", "C-q"])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    t.expect("EXIT=0");
+    assert_eq!(d.docker(["inspect", "-f", "{{.State.Running}}", "det"]).ok(), "true");
+    // The same shell is still there: attach again and use it.
+    let t2 = Tmux::start(&d, &format!("{} attach det", common::DOCKER));
+    std::thread::sleep(Duration::from_millis(500));
+    t2.keys("echo still-$((6*7))");
+    t2.expect("still-42");
+    t2.keys("exit 5");
+    t2.expect("EXIT=5");
+    // custom keys on exec
+    d.docker(["run", "-d", "--name", "ex", "busybox", "sleep", "300"]).ok();
+    let t3 = Tmux::start(&d, &format!("{} exec -it --detach-keys ctrl-x ex sh", common::DOCKER));
+    t3.expect("/ #");
+    let st = Command::new("tmux")
+        .args(["-S", &t3.socket, "send-keys", "-t", &t3.session, "C-x"])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    t3.expect("EXIT=");
+    let o = d.docker(["run", "--rm", "-it", "--detach-keys", "ctrl-", "busybox", "true"]);
+    assert_ne!(o.status, 0);
 }

@@ -43,9 +43,10 @@
 //! After an attach answer the shim sends live output of the requested streams: without a tty
 //! every chunk is framed with Docker's 8-byte stdcopy header (stream 1 stdout, 2 stderr); with a
 //! tty the bytes are raw. If `stdin` was requested, bytes the client sends go to the container's
-//! stdin. When the client half-closes (shutdown of its write side): with `stdin_once` the
-//! container's stdin is closed (non-tty: the pipe is closed, so the process reads EOF; tty: the
-//! terminal's EOF character, ^D, is written); otherwise only that client's input ends. A client
+//! stdin. When the client half-closes (shutdown of its write side): with `stdin_once` and no
+//! tty the container's stdin pipe is closed, so the process reads EOF; a terminal's input is
+//! never closed (Docker's rule: a detached `run -it` keeps its shell); otherwise only that
+//! client's input ends. A client
 //! whose unsent output exceeds [`MAX_CLIENT_BUFFER`] is disconnected — a slow client never blocks
 //! the container or the other clients. When the container exits, every attach connection gets
 //! the remaining output and is then closed.

@@ -786,17 +786,7 @@ impl Shim {
 
     fn close_stdin(&mut self) {
         self.stdin_close_pending = false;
-        if self.cfg.tty {
-            // A terminal has no half-close: send its EOF character instead.
-            if let Some(fd) = &self.stdin {
-                let veof = nix::sys::termios::tcgetattr(fd)
-                    .map(|t| t.control_chars[libc::VEOF])
-                    .unwrap_or(4);
-                let _ = nix::unistd::write(fd, &[veof]);
-            }
-        } else {
-            self.stdin = None;
-        }
+        self.stdin = None;
     }
 
     fn on_client(&mut self, i: usize, revents: i16, buf: &mut [u8]) {
@@ -857,7 +847,9 @@ impl Shim {
                 if !*stdout && !*stderr {
                     c.dead = true;
                 }
-                if had_stdin && stdin_once {
+                // Docker closes a container's stdin when its StdinOnce client leaves, but never
+                // a terminal's: a detached `run -it` session keeps its shell.
+                if had_stdin && stdin_once && !self.cfg.tty {
                     self.stdin_close_pending = true;
                     if self.stdin_buf.is_empty() {
                         self.close_stdin();
