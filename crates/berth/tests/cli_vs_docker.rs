@@ -168,6 +168,58 @@ fn listings_templates_and_errors_match_the_docker_cli() {
     ] {
         same(&d, args);
     }
+    // Attached runs: streams, exit codes, start errors.
+    for args in [
+        &[
+            "run",
+            "--rm",
+            "busybox",
+            "sh",
+            "-c",
+            "echo out; echo err >&2; exit 3",
+        ][..],
+        &["run", "--rm", "-t", "busybox", "echo", "hi"],
+        &[
+            "run",
+            "--rm",
+            "-a",
+            "stderr",
+            "busybox",
+            "sh",
+            "-c",
+            "echo o; echo e >&2",
+        ],
+        &[
+            "run",
+            "--rm",
+            "-e",
+            "X=1",
+            "-w",
+            "/tmp",
+            "-u",
+            "1:2",
+            "busybox",
+            "sh",
+            "-c",
+            "echo $X $PWD $(id -u):$(id -g)",
+        ],
+        &[
+            "run",
+            "--rm",
+            "--entrypoint",
+            "echo",
+            "busybox",
+            "from",
+            "entrypoint",
+        ],
+        &["run", "--rm", "busybox", "/nonexistent-binary"],
+        &["run", "--rm", "busybox", "/etc/passwd"],
+        &["run", "--rm", "-m", "1k", "busybox", "true"],
+        &["run", "--rm", "--name", "web", "busybox", "true"],
+        &["create", "-m", "1k", "busybox", "true"],
+    ] {
+        same(&d, args);
+    }
     // Events in a closed time range.
     let until = (chrono::Utc::now().timestamp() + 1).to_string();
     std::thread::sleep(Duration::from_millis(1100));
