@@ -82,6 +82,8 @@ pub fn parse_code(s: &str) -> Option<ErrorCode> {
 pub enum TransportKind {
     /// Could not connect (refused, unreachable, DNS).
     Connect,
+    /// Connecting (TCP or the TLS handshake) took longer than the connect timeout.
+    ConnectTimeout,
     /// TLS handshake or certificate verification failed.
     Tls,
     /// No bytes arrived within the stall timeout.
@@ -188,7 +190,12 @@ impl ClientError {
     /// True for failures worth retrying: transport trouble and 5xx/429 answers.
     pub fn is_transient(&self) -> bool {
         match self {
-            ClientError::Transport { kind, .. } => *kind != TransportKind::Tls,
+            ClientError::Transport { kind, .. } => {
+                matches!(
+                    kind,
+                    TransportKind::Connect | TransportKind::Timeout | TransportKind::Broken
+                )
+            }
             ClientError::Status { code, .. } => matches!(code, 429 | 500 | 502 | 503 | 504),
             ClientError::Registry { status, errors } => {
                 matches!(status, 429 | 500 | 502 | 503 | 504)
@@ -205,7 +212,7 @@ impl ClientError {
         matches!(
             self,
             ClientError::Transport {
-                kind: TransportKind::Connect | TransportKind::Tls,
+                kind: TransportKind::Connect | TransportKind::ConnectTimeout | TransportKind::Tls,
                 ..
             }
         )

@@ -407,7 +407,7 @@ impl Repository {
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or_default()
                 .to_string(),
-            size: resp.content_length(),
+            size: Some(header_length(resp.headers())),
         }))
     }
 
@@ -505,7 +505,7 @@ impl Repository {
         let url = self.url(&format!("blobs/{digest}"))?;
         let resp = self.send(Method::HEAD, &url, &mut |rb| rb, SMALL).await?;
         match resp.status() {
-            s if s.is_success() => Ok(Some(resp.content_length().unwrap_or(0))),
+            s if s.is_success() => Ok(Some(header_length(resp.headers()))),
             StatusCode::NOT_FOUND => Ok(None),
             _ => Err(response_error(resp).await),
         }
@@ -824,6 +824,14 @@ impl Repository {
     }
 }
 
+/// `Content-Length` as sent (reqwest reports 0 for the empty body of a HEAD answer).
+fn header_length(h: &HeaderMap) -> u64 {
+    h.get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
 fn accept_manifests(rb: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
     let mut rb = rb;
     for a in ACCEPT {
@@ -877,7 +885,9 @@ pub(crate) async fn response_error(resp: reqwest::Response) -> ClientError {
             }
             let mut errors = vec![first];
             if let ClientError::Registry { errors: more, .. } = auth::error_from_body(code, &body) {
-                errors.extend(more);
+                // The body usually repeats the challenge's code; keep other codes only.
+                let first_code = errors[0].code.clone();
+                errors.extend(more.into_iter().filter(|m| m.code != first_code));
             }
             return ClientError::Registry {
                 status: code,

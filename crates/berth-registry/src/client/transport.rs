@@ -432,22 +432,16 @@ pub(crate) fn transport_error(e: &reqwest::Error, method: &str, url: &str) -> Cl
         .url()
         .map(|u| u.to_string())
         .unwrap_or_else(|| url.to_string());
-    let mut tls = false;
+    let mut tls: Option<rustls::Error> = None;
     let mut io_kind = None;
     let mut innermost = e.to_string();
     let mut src: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
     while let Some(s) = src {
-        if s.downcast_ref::<rustls::Error>().is_some() {
-            tls = true;
+        if tls.is_none() {
+            tls = find_rustls(s).cloned();
         }
         if let Some(io) = s.downcast_ref::<std::io::Error>() {
-            io_kind = Some(io.kind());
-            if io
-                .get_ref()
-                .is_some_and(|r| r.downcast_ref::<rustls::Error>().is_some())
-            {
-                tls = true;
-            }
+            io_kind.get_or_insert(io.kind());
         }
         innermost = s.to_string();
         src = s.source();
@@ -456,23 +450,20 @@ pub(crate) fn transport_error(e: &reqwest::Error, method: &str, url: &str) -> Cl
         .ok()
         .map(|u| host_port_of(&u))
         .unwrap_or_default();
-    let (kind, message) = if e.is_timeout() || io_kind == Some(std::io::ErrorKind::TimedOut) {
+    let timed_out = e.is_timeout() || io_kind == Some(std::io::ErrorKind::TimedOut);
+    let (kind, message) = if timed_out && e.is_connect() {
+        (
+            TransportKind::ConnectTimeout,
+            format!("dial tcp {host}: i/o timeout"),
+        )
+    } else if timed_out {
         (
             TransportKind::Timeout,
-            if e.is_connect() {
-                format!("dial tcp {host}: i/o timeout")
-            } else {
-                "the registry stopped sending data (timed out); try again later or check the registry".to_string()
-            },
+            "the registry stopped sending data (timed out); try again later or check the registry"
+                .to_string(),
         )
-    } else if innermost.contains("InvalidContentType") {
-        // A TLS hello answered in plain HTTP: Go's wording.
-        (
-            TransportKind::Tls,
-            "http: server gave HTTP response to HTTPS client".to_string(),
-        )
-    } else if tls {
-        (TransportKind::Tls, format!("tls: {innermost}"))
+    } else if let Some(t) = &tls {
+        (TransportKind::Tls, tls_message(t, &host))
     } else if e.is_connect() {
         let what = match io_kind {
             Some(std::io::ErrorKind::ConnectionRefused) => {
@@ -495,6 +486,47 @@ pub(crate) fn transport_error(e: &reqwest::Error, method: &str, url: &str) -> Cl
         url,
         message,
         kind,
+    }
+}
+
+/// The rustls error somewhere inside `e` (hyper and tokio-rustls wrap it in io errors,
+/// whose `source()` skips the wrapped error, so those are opened with `get_ref`).
+fn find_rustls<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    if let Some(r) = e.downcast_ref::<rustls::Error>() {
+        return Some(r);
+    }
+    if let Some(io) = e.downcast_ref::<std::io::Error>() {
+        if let Some(inner) = io.get_ref() {
+            return find_rustls(inner);
+        }
+    }
+    None
+}
+
+/// TLS failures in the words Go (and so Docker) uses for the common cases.
+fn tls_message(e: &rustls::Error, host: &str) -> String {
+    use rustls::CertificateError as C;
+    match e {
+        rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType) => {
+            "http: server gave HTTP response to HTTPS client".to_string()
+        }
+        rustls::Error::InvalidCertificate(C::UnknownIssuer) => {
+            "tls: failed to verify certificate: x509: certificate signed by unknown authority"
+                .to_string()
+        }
+        rustls::Error::InvalidCertificate(C::NotValidForName)
+        | rustls::Error::InvalidCertificate(C::NotValidForNameContext { .. }) => format!(
+            "tls: failed to verify certificate: x509: certificate is not valid for {}",
+            split_host(host)
+        ),
+        rustls::Error::InvalidCertificate(C::Expired)
+        | rustls::Error::InvalidCertificate(C::ExpiredContext { .. })
+        | rustls::Error::InvalidCertificate(C::NotValidYet)
+        | rustls::Error::InvalidCertificate(C::NotValidYetContext { .. }) => {
+            "tls: failed to verify certificate: x509: certificate has expired or is not yet valid"
+                .to_string()
+        }
+        other => format!("tls: {other}"),
     }
 }
 
@@ -543,7 +575,8 @@ mod tests {
 
     #[tokio::test]
     async fn insecure_registries_match_like_docker() {
-        let ins = InsecureRegistries::new(&["10.1.0.0/16".into(), "myreg:5000".into()], true).unwrap();
+        let ins =
+            InsecureRegistries::new(&["10.1.0.0/16".into(), "myreg:5000".into()], true).unwrap();
         assert!(ins.contains("127.0.0.1:5000").await);
         assert!(ins.contains("localhost:5000").await);
         assert!(ins.contains("10.1.2.3").await);
