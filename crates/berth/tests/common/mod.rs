@@ -458,3 +458,124 @@ pub fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Optio
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// A free TCP port on 127.0.0.1 (bound once and released; the caller binds it again).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// Waits until something accepts connections on 127.0.0.1:`port`.
+pub fn wait_port(port: u16, timeout: Duration) -> bool {
+    wait_for(timeout, || {
+        std::net::TcpStream::connect(("127.0.0.1", port))
+            .ok()
+            .map(|_| ())
+    })
+    .is_some()
+}
+
+/// Debian's `docker-registry` (distribution 2.8) on 127.0.0.1:<free port>, filesystem storage
+/// in a temp dir, htpasswd (bcrypt, via `htpasswd -Bbn`) when users are given, access log in
+/// `registry.log`. Killed (by PID) and removed on drop.
+pub struct DockerRegistry {
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+impl DockerRegistry {
+    pub fn start(users: &[(&str, &str)]) -> DockerRegistry {
+        let dir = tempfile::Builder::new()
+            .prefix("bdr-")
+            .tempdir_in("/tmp")
+            .expect("temp dir");
+        let port = free_port();
+        let mut auth = String::new();
+        if !users.is_empty() {
+            let mut text = String::new();
+            for (u, p) in users {
+                let out = Command::new("htpasswd")
+                    .args(["-Bbn", u, p])
+                    .output()
+                    .expect("htpasswd");
+                assert!(out.status.success(), "htpasswd failed");
+                text.push_str(String::from_utf8_lossy(&out.stdout).trim_end());
+                text.push('\n');
+            }
+            std::fs::write(dir.path().join("htpasswd"), text).unwrap();
+            auth = format!(
+                "auth:\n  htpasswd:\n    realm: test-realm\n    path: {}\n",
+                dir.path().join("htpasswd").display()
+            );
+        }
+        let cfg = format!(
+            "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{auth}",
+            dir.path().join("data").display()
+        );
+        std::fs::write(dir.path().join("config.yml"), cfg).unwrap();
+        let log = std::fs::File::create(dir.path().join("registry.log")).unwrap();
+        let child = Command::new("/usr/bin/docker-registry")
+            .arg("serve")
+            .arg(dir.path().join("config.yml"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start /usr/bin/docker-registry");
+        let r = DockerRegistry {
+            port,
+            dir,
+            child: Some(child),
+        };
+        assert!(
+            wait_port(port, Duration::from_secs(20)),
+            "docker-registry did not start:\n{}",
+            r.log_text()
+        );
+        r
+    }
+
+    /// `localhost:<port>`, the form Docker users type (insecure: 127.0.0.0/8).
+    pub fn addr(&self) -> String {
+        format!("localhost:{}", self.port)
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
+    }
+
+    /// Requests in the access log whose request line contains `method` and `path_part`.
+    pub fn requests(&self, method: &str, path_part: &str) -> usize {
+        self.log_text()
+            .lines()
+            .filter(|l| l.contains(&format!("\"{method} ")) && l.contains(path_part))
+            .count()
+    }
+}
+
+impl Drop for DockerRegistry {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Runs skopeo with the arguments (TLS verification off for the loopback registries).
+pub fn skopeo<I, S>(args: I) -> Out
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    Out::from(
+        Command::new("timeout")
+            .args(["-k", "5", "120", "skopeo"])
+            .args(args)
+            .output()
+            .expect("run skopeo"),
+    )
+}
