@@ -217,7 +217,7 @@ fn sigterm_restores_the_terminal() {
         .berth(["run", "-d", "-it", "--name", "sh1", "busybox", "sh"])
         .ok();
     // exec has no signal proxy: a SIGTERM ends the CLI, with the terminal restored first.
-    let mut cli = PtyCli::spawn(&d, &["exec", "-it", "sh1", "sh"], 24, 80);
+    let cli = PtyCli::spawn(&d, &["exec", "-it", "sh1", "sh"], 24, 80);
     cli.expect("/ # ");
     // SAFETY: plain kill(2) of our own child.
     unsafe { libc::kill(cli.child.id() as i32, libc::SIGTERM) };
@@ -268,8 +268,9 @@ fn detach_keys_leave_the_session() {
     assert_eq!(code, 1);
 }
 
+/// The engine keeps a TTY container's stdin open when its StdinOnce client leaves (dockerd
+/// closes it only without a TTY), so a detached `run -it` keeps its shell.
 #[test]
-#[ignore = "needs the engine: a TTY container's stdin must stay open when an attach with StdinOnce disconnects (dockerd closes it only without a TTY), so `run -it` + ctrl-p ctrl-q keeps the shell running"]
 fn run_it_detach_keeps_the_container_running() {
     let d = daemon();
     let mut cli = PtyCli::spawn(
