@@ -1,0 +1,247 @@
+//! berth's daemon and other registry clients on the same registries: skopeo reads what berth
+//! pushes and berth pulls what skopeo pushes (gzip, zstd, OCI); manifest lists pick the
+//! platform; concurrent pulls share downloads; `registry-mirrors` make Docker Hub names
+//! resolve from a local registry.
+
+mod common;
+mod registry_util;
+
+use std::process::Command;
+
+use berth_registry::client::{Access, ClientConfig, Credentials, RegistryClient};
+use bytes::Bytes;
+use common::*;
+
+fn all(o: &Out) -> String {
+    format!("{}{}", o.stdout, o.stderr)
+}
+
+#[test]
+fn skopeo_and_berth_exchange_images() {
+    let reg = DockerRegistry::start(&[]);
+    let a = reg.addr();
+    let d = Daemon::start();
+    let archive = busybox_tar().to_str().unwrap().to_string();
+
+    // skopeo pushes: Docker schema 2 with gzip, OCI with zstd.
+    for (tag, extra) in [
+        ("gzip", vec![]),
+        (
+            "zstd",
+            vec!["--format", "oci", "--dest-compress-format", "zstd"],
+        ),
+        ("oci", vec!["--format", "oci"]),
+    ] {
+        let mut args = vec!["copy", "--dest-tls-verify=false"];
+        args.extend(extra);
+        let src = format!("docker-archive:{archive}");
+        let dst = format!("docker://{a}/sk/busybox:{tag}");
+        args.push(&src);
+        args.push(&dst);
+        skopeo(&args).ok();
+        let img = format!("{a}/sk/busybox:{tag}");
+        let o = d.docker(["run", "--rm", &img, "echo", &format!("from skopeo {tag}")]);
+        assert_eq!(o.stdout.trim(), format!("from skopeo {tag}"), "{}", all(&o));
+    }
+    // The three pulls share one layer snapshot (same diff ID, other blobs).
+    let ids: Vec<String> = ["gzip", "zstd", "oci"]
+        .iter()
+        .map(|t| {
+            d.docker([
+                "image",
+                "inspect",
+                "--format",
+                "{{index .RootFS.Layers 0}}",
+                &format!("{a}/sk/busybox:{t}"),
+            ])
+            .ok()
+        })
+        .collect();
+    assert!(ids.windows(2).all(|w| w[0] == w[1]), "{ids:?}");
+
+    // berth pushes; skopeo copies it out (verifying every digest on the way).
+    d.load_busybox();
+    let mine = format!("{a}/be/busybox:1");
+    d.docker(["tag", "busybox", &mine]).ok();
+    let pushed = d.docker(["push", &mine]).ok();
+    let out = tempfile::tempdir().unwrap();
+    skopeo([
+        "copy",
+        "--src-tls-verify=false",
+        &format!("docker://{mine}"),
+        &format!("oci:{}:copy", out.path().join("oci").display()),
+    ])
+    .ok();
+    let raw = skopeo(["inspect", "--tls-verify=false", "--raw", &format!("docker://{mine}")]).ok();
+    let m: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    assert_eq!(
+        m["mediaType"],
+        "application/vnd.docker.distribution.manifest.v2+json"
+    );
+    assert_eq!(
+        m["layers"][0]["mediaType"],
+        "application/vnd.docker.image.rootfs.diff.tar.gzip"
+    );
+    let id = d
+        .docker(["image", "inspect", "--format", "{{.Id}}", "busybox"])
+        .ok();
+    assert_eq!(m["config"]["digest"], id.as_str(), "{pushed}");
+}
+
+/// Builds a manifest list from the busybox image and a copy of it that claims arm64.
+fn make_multi_platform(a: &str) -> String {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let c = RegistryClient::new(ClientConfig::default()).unwrap();
+        let repo = c
+            .open_registry(a, "me/multi", Credentials::default(), Access::PullPush)
+            .await
+            .unwrap();
+        let m1 = repo.get_manifest("amd64").await.unwrap();
+        let mut doc: serde_json::Value = serde_json::from_slice(&m1.bytes).unwrap();
+        let cfg_digest =
+            berth_image::Digest::parse(doc["config"]["digest"].as_str().unwrap()).unwrap();
+        let cfg = repo.get_blob_bytes(&cfg_digest, 1 << 20).await.unwrap();
+        let mut cfg: serde_json::Value = serde_json::from_slice(&cfg).unwrap();
+        cfg["architecture"] = "arm64".into();
+        cfg["variant"] = "v8".into();
+        let cfg = serde_json::to_vec(&cfg).unwrap();
+        let cd = berth_image::Digest::sha256_of(&cfg);
+        let at = repo.start_upload().await.unwrap();
+        repo.upload_bytes(at, &cd, Bytes::from(cfg.clone())).await.unwrap();
+        doc["config"]["digest"] = cd.to_string().into();
+        doc["config"]["size"] = cfg.len().into();
+        let m2 = serde_json::to_vec(&doc).unwrap();
+        let d2 = berth_image::Digest::sha256_of(&m2);
+        let mt = "application/vnd.docker.distribution.manifest.v2+json";
+        repo.put_manifest(&d2.to_string(), mt, Bytes::from(m2.clone()))
+            .await
+            .unwrap();
+        let list = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.docker.distribution.manifest.list.v2+json",
+            "manifests": [
+                {"mediaType": mt, "digest": d2.to_string(), "size": m2.len(),
+                 "platform": {"architecture": "arm64", "os": "linux", "variant": "v8"}},
+                {"mediaType": mt, "digest": m1.digest.to_string(), "size": m1.bytes.len(),
+                 "platform": {"architecture": "amd64", "os": "linux"}},
+            ]
+        });
+        let list = serde_json::to_vec(&list).unwrap();
+        repo.put_manifest(
+            "multi",
+            "application/vnd.docker.distribution.manifest.list.v2+json",
+            Bytes::from(list),
+        )
+        .await
+        .unwrap()
+        .to_string()
+    })
+}
+
+#[test]
+fn manifest_lists_pick_the_platform() {
+    let reg = DockerRegistry::start(&[]);
+    let a = reg.addr();
+    let d = Daemon::start();
+    d.load_busybox();
+    d.docker(["tag", "busybox", &format!("{a}/me/multi:amd64")]).ok();
+    d.docker(["push", &format!("{a}/me/multi:amd64")]).ok();
+    let list_digest = make_multi_platform(&a);
+    d.docker(["rmi", &format!("{a}/me/multi:amd64"), "busybox"]).ok();
+
+    let img = format!("{a}/me/multi:multi");
+    let o = d.docker(["pull", &img]).ok();
+    assert!(o.contains(&format!("Digest: {list_digest}")), "{o}");
+    let arch = |d: &Daemon| {
+        d.docker(["image", "inspect", "--format", "{{.Architecture}}", &img])
+            .ok()
+    };
+    assert_eq!(arch(&d), "amd64");
+    let digests = d
+        .docker(["image", "inspect", "--format", "{{json .RepoDigests}}", &img])
+        .ok();
+    assert!(digests.contains(&list_digest), "{digests}");
+    assert_eq!(
+        d.docker(["run", "--rm", &img, "echo", "amd64 it is"]).ok(),
+        "amd64 it is"
+    );
+    d.docker(["pull", "--platform", "linux/arm64", &img]).ok();
+    assert_eq!(arch(&d), "arm64");
+    let o = d.docker(["pull", "--platform", "linux/s390x", &img]);
+    assert_eq!(o.status, 1);
+    assert!(
+        o.stderr
+            .contains("no matching manifest for linux/s390x in the manifest list entries"),
+        "{}",
+        all(&o)
+    );
+}
+
+#[test]
+fn concurrent_pulls_download_each_blob_once() {
+    let reg = DockerRegistry::start(&[]);
+    let a = reg.addr();
+    let d = Daemon::start();
+    let t = tempfile::tempdir().unwrap();
+    let content = t.path().join("content");
+    std::fs::create_dir(&content).unwrap();
+    let mut data = vec![0u8; 24 << 20];
+    let mut x: u64 = 0x9e3779b97f4a7c15;
+    for b in data.iter_mut() {
+        // xorshift: incompressible, reproducible
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *b = x as u8;
+    }
+    std::fs::write(content.join("big.bin"), &data).unwrap();
+    let tar = t.path().join("big.tar");
+    let st = Command::new("tar")
+        .arg("-C")
+        .arg(&content)
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let img = format!("{a}/me/big:1");
+    d.docker(["import", tar.to_str().unwrap(), &img]).ok();
+    d.docker(["push", &img]).ok();
+    d.docker(["rmi", &img]).ok();
+    let raw = skopeo(["inspect", "--tls-verify=false", "--raw", &format!("docker://{img}")]).ok();
+    let m: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    let layer = m["layers"][0]["digest"].as_str().unwrap().to_string();
+
+    let spawn = || {
+        d.docker_command()
+            .args(["pull", &img])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let p1 = spawn();
+    let p2 = spawn();
+    let o1 = p1.wait_with_output().unwrap();
+    let o2 = p2.wait_with_output().unwrap();
+    assert!(o1.status.success(), "{}", String::from_utf8_lossy(&o1.stderr));
+    assert!(o2.status.success(), "{}", String::from_utf8_lossy(&o2.stderr));
+    assert_eq!(
+        reg.requests("GET", &format!("/blobs/{layer}")),
+        1,
+        "the layer blob was downloaded more than once:\n{}",
+        reg.log_text()
+    );
+    // Whether the two pulls overlapped (both waited for the one download) or not, each
+    // recorded the image.
+    let shared = [&o1, &o2]
+        .iter()
+        .all(|o| String::from_utf8_lossy(&o.stdout).contains("Pulling fs layer"));
+    eprintln!("both pulls followed the download: {shared}");
+    assert_eq!(
+        d.docker(["image", "inspect", "--format", "{{.Size}}", &img]).ok(),
+        (24 << 20).to_string()
+    );
+}
