@@ -587,7 +587,8 @@ impl Puller {
 
         // The manifest (and index) are stored only now, so a failed pull stores nothing.
         let mut extra = Vec::new();
-        for bytes in std::iter::once(&res.manifest_bytes).chain(res.index.as_ref().map(|(_, b)| b)) {
+        for bytes in std::iter::once(&res.manifest_bytes).chain(res.index.as_ref().map(|(_, b)| b))
+        {
             pins.push(self.store.pin_blob(&Digest::sha256_of(bytes)));
             let d = self
                 .store
@@ -728,7 +729,9 @@ impl Puller {
                 .await
                 .map_err(|e| e.to_string())?;
             let (btx, brx) = mpsc::channel::<Chunk>(64);
-            let feeder = tokio::spawn(feed(stream, btx));
+            // Aborted when this transfer is dropped (cancelled): the extractor then sees the
+            // download end early and removes what it wrote.
+            let feeder = AbortOnDrop(tokio::spawn(feed(stream, btx)));
             let st = state.clone();
             let expect_size = total;
             let ingest = tokio::task::spawn_blocking(move || {
@@ -736,6 +739,7 @@ impl Puller {
                     rx: brx,
                     cur: Bytes::new(),
                     done: false,
+                    failed: None,
                 };
                 let mut p = Throttle::new(move |n| {
                     let _ = st.send(Phase::Downloading { current: n, total });
@@ -751,7 +755,7 @@ impl Puller {
                 )
             })
             .await;
-            feeder.abort();
+            drop(feeder);
             ingest
                 .map_err(|e| e.to_string())?
                 .map_err(|e| image_error(e).message)?
@@ -1009,6 +1013,15 @@ enum Chunk {
     End,
 }
 
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Moves the downloaded bytes from the async world to the blocking extractor.
 async fn feed(mut stream: berth_registry::client::BlobStream, tx: mpsc::Sender<Chunk>) {
     loop {
@@ -1030,6 +1043,8 @@ struct ChanReader {
     rx: mpsc::Receiver<Chunk>,
     cur: Bytes,
     done: bool,
+    /// Set once the download failed or was cancelled; every later read fails too.
+    failed: Option<String>,
 }
 
 impl Read for ChanReader {
@@ -1038,16 +1053,21 @@ impl Read for ChanReader {
             if self.done {
                 return Ok(0);
             }
+            if let Some(msg) = &self.failed {
+                // Not `Interrupted`: readers retry that kind forever.
+                return Err(io::Error::new(
+                    io::ErrorKind::ConnectionAborted,
+                    msg.clone(),
+                ));
+            }
             match self.rx.blocking_recv() {
                 Some(Chunk::Data(b)) => self.cur = b,
                 Some(Chunk::End) => self.done = true,
-                Some(Chunk::Failed(e)) => return Err(e),
-                None => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::Interrupted,
-                        "the download was cancelled",
-                    ))
+                Some(Chunk::Failed(e)) => {
+                    self.failed = Some(e.to_string());
+                    return Err(e);
                 }
+                None => self.failed = Some("the download was cancelled".to_string()),
             }
         }
         let n = buf.len().min(self.cur.len());

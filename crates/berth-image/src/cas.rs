@@ -332,6 +332,17 @@ impl Ingest {
     }
 }
 
+impl Ingest {
+    /// The digest and size of what was written, discarding it (nothing is stored).
+    pub fn discard(self) -> (Digest, u64) {
+        let Ingest { w, guard, .. } = self;
+        let (digest, size, file) = w.finish();
+        drop(file);
+        drop(guard);
+        (digest, size)
+    }
+}
+
 impl Write for Ingest {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         self.w.write(data)

@@ -78,8 +78,22 @@ impl ImageStore {
             count: 0,
             progress,
             failure: None,
+            failed: false,
         };
-        let (compression, staged) = self.extract_pipelined(&mut tee, expect.digest)?;
+        let (compression, staged) = match self.extract_pipelined(&mut tee, expect.digest) {
+            Ok(x) => x,
+            Err(e) => {
+                // A corrupt blob often breaks decompression or the tar before its digest can
+                // be checked: read the rest (within the announced size) so a digest mismatch
+                // is reported as such rather than as a broken archive.
+                if !tee.failed {
+                    if let Some(mismatch) = tee.verify_rest(expect.digest) {
+                        return Err(mismatch);
+                    }
+                }
+                return Err(e);
+            }
+        };
         let ingest = tee
             .ingest
             .take()
@@ -173,9 +187,13 @@ impl ImageStore {
             let compression = match produced {
                 Ok(c) => c,
                 Err(e) => {
-                    return Err(ImageError::InvalidInput(format!(
-                        "layer {blob}: {e}; the blob is corrupt or was truncated"
-                    )))
+                    let hint = match e.kind() {
+                        io::ErrorKind::InvalidData
+                        | io::ErrorKind::InvalidInput
+                        | io::ErrorKind::UnexpectedEof => "; the blob is corrupt or truncated",
+                        _ => "",
+                    };
+                    return Err(ImageError::InvalidInput(format!("layer {blob}: {e}{hint}")));
                 }
             };
             let staged = extracted.map_err(|e| match e {
@@ -263,6 +281,8 @@ struct Tee<'a> {
     count: u64,
     progress: &'a mut dyn FnMut(u64),
     failure: Option<ImageError>,
+    /// The tee itself failed (size limit, disk): no point reading further.
+    failed: bool,
 }
 
 impl Read for Tee<'_> {
@@ -282,6 +302,7 @@ impl Read for Tee<'_> {
                 let msg =
                     format!("the registry sent more than the {limit} bytes the manifest announced");
                 self.failure = Some(ImageError::InvalidInput(format!("{msg} ({e})")));
+                self.failed = true;
                 return Err(io::Error::other(msg));
             }
         }
@@ -289,11 +310,31 @@ impl Read for Tee<'_> {
             if let Err(e) = ing.write(&buf[..n]) {
                 let msg = e.to_string();
                 self.failure = Some(e.into());
+                self.failed = true;
                 return Err(io::Error::other(msg));
             }
         }
         (self.progress)(self.count);
         Ok(n)
+    }
+}
+
+impl Tee<'_> {
+    /// Reads what is left of the blob and compares its digest; `Some` with the mismatch
+    /// error when the blob is not what the manifest promised. Nothing is stored.
+    fn verify_rest(&mut self, expected: &Digest) -> Option<ImageError> {
+        let mut sink = io::sink();
+        if io::copy(self, &mut sink).is_err() {
+            return None;
+        }
+        let (actual, _) = self.ingest.take()?.discard();
+        (actual != *expected).then(|| {
+            CasError::DigestMismatch {
+                expected: expected.clone(),
+                actual,
+            }
+            .into()
+        })
     }
 }
 
@@ -438,6 +479,33 @@ mod tests {
             .unwrap_err();
         assert!(err.to_string().contains("diff ID mismatch"), "{err}");
         assert!(store.content().list().unwrap().iter().all(|b| *b != wrong));
+        assert!(ingest_is_empty(d.path()));
+        assert!(no_staging(d.path()));
+    }
+
+    #[test]
+    fn corrupt_blobs_are_reported_as_digest_mismatches() {
+        let d = tempfile::tempdir().unwrap();
+        let store = ImageStore::open(d.path()).unwrap();
+        let tar = tar_of(&[Ent::file("a", "1"), Ent::file("b", vec![5u8; 5000])]);
+        let digest = Digest::sha256_of(&tar);
+        let mut bad = tar.clone();
+        bad[100] ^= 1; // inside the first header: the tar itself breaks
+        let err = store
+            .ingest_layer(
+                &mut &bad[..],
+                IngestExpect {
+                    digest: &digest,
+                    size: Some(bad.len() as u64),
+                    diff_id: None,
+                },
+                &mut |_| {},
+            )
+            .unwrap_err();
+        assert!(
+            matches!(err, ImageError::Cas(CasError::DigestMismatch { .. })),
+            "{err}"
+        );
         assert!(ingest_is_empty(d.path()));
         assert!(no_staging(d.path()));
     }

@@ -49,7 +49,10 @@ fn seed_flow_against_distribution_with_basic_auth() {
     // Push, push again, push to another repository (a cross-repository mount).
     let o = d.docker(["push", &mine]);
     let out = o.ok();
-    assert!(out.contains("The push refers to repository [") && out.contains("/me/busybox]"), "{out}");
+    assert!(
+        out.contains("The push refers to repository [") && out.contains("/me/busybox]"),
+        "{out}"
+    );
     assert!(out.contains(": Pushed"), "{out}");
     let digest = out
         .lines()
@@ -60,7 +63,10 @@ fn seed_flow_against_distribution_with_basic_auth() {
     assert!(digest.starts_with("sha256:"), "{out}");
     let again = d.docker(["push", &mine]).ok();
     assert!(again.contains("Layer already exists"), "{again}");
-    assert!(again.contains(&format!("latest: digest: {digest}")), "{again}");
+    assert!(
+        again.contains(&format!("latest: digest: {digest}")),
+        "{again}"
+    );
     let other = format!("{a}/me/other:v1");
     d.docker(["tag", "busybox", &other]).ok();
     let o = d.docker(["push", &other]).ok();
@@ -90,14 +96,27 @@ fn seed_flow_against_distribution_with_basic_auth() {
         &format!("Digest: {digest}"),
         &format!("Status: Downloaded newer image for {mine}:latest"),
     ] {
-        assert!(o.stderr.contains(want), "{want:?} missing in:\n{}", o.stderr);
+        assert!(
+            o.stderr.contains(want),
+            "{want:?} missing in:\n{}",
+            o.stderr
+        );
     }
     let digests = d
-        .docker(["image", "inspect", "--format", "{{json .RepoDigests}}", &mine])
+        .docker([
+            "image",
+            "inspect",
+            "--format",
+            "{{json .RepoDigests}}",
+            &mine,
+        ])
         .ok();
     assert_eq!(digests, format!("[\"{mine}@{digest}\"]"));
     let o = d.docker(["pull", &mine]).ok();
-    assert!(o.contains(&format!("Status: Image is up to date for {mine}:latest")), "{o}");
+    assert!(
+        o.contains(&format!("Status: Image is up to date for {mine}:latest")),
+        "{o}"
+    );
 
     // Missing tag and missing repository: 404 with Docker's text, before any progress.
     let o = d.docker(["pull", &format!("{a}/me/busybox:nosuch")]);
@@ -109,7 +128,9 @@ fn seed_flow_against_distribution_with_basic_auth() {
     let o = d.docker(["pull", &format!("{a}/me/nosuchrepo")]);
     fails_with(
         &o,
-        &format!("manifest for {a}/me/nosuchrepo:latest not found: manifest unknown: manifest unknown"),
+        &format!(
+            "manifest for {a}/me/nosuchrepo:latest not found: manifest unknown: manifest unknown"
+        ),
     );
 
     // Logged out: Docker's anonymous-pull error for a Basic registry.
@@ -125,7 +146,10 @@ fn seed_flow_against_distribution_with_basic_auth() {
     // Credentials never reach the daemon's log.
     let log = d.log_text();
     assert!(!log.contains(PASSWORD), "password in the daemon log");
-    assert!(!log.contains("bWU6dHJhY2VwYXNzMTIz"), "basic credentials in the daemon log");
+    assert!(
+        !log.contains("bWU6dHJhY2VwYXNzMTIz"),
+        "basic credentials in the daemon log"
+    );
 }
 
 #[test]
@@ -166,14 +190,20 @@ fn seed_flow_against_berth_registry_with_tokens() {
         o.stderr.trim(),
         format!("Error response from daemon: Get \"http://{a}/v2/\": unauthorized: incorrect username or password")
     );
-    let o = d.docker_stdin(["login", "-u", "alice", "--password-stdin", &a], b"alice-pw\n");
+    let o = d.docker_stdin(
+        ["login", "-u", "alice", "--password-stdin", &a],
+        b"alice-pw\n",
+    );
     assert!(o.ok().contains("Login Succeeded"));
     // The token service issued a refresh token: the CLI stores it as the identity token.
     let stored = std::fs::read_to_string(d.dir.join("docker-config/config.json")).unwrap();
     assert!(stored.contains("identitytoken"), "{stored}");
 
     let out = d.docker(["push", &mine]).ok();
-    assert!(out.contains(": Pushed") && out.contains("v1: digest: sha256:"), "{out}");
+    assert!(
+        out.contains(": Pushed") && out.contains("v1: digest: sha256:"),
+        "{out}"
+    );
     let o = d.docker(["push", &theirs]);
     fails_with(&o, "denied: requested access to the resource is denied");
 

@@ -72,7 +72,13 @@ fn skopeo_and_berth_exchange_images() {
         &format!("oci:{}:copy", out.path().join("oci").display()),
     ])
     .ok();
-    let raw = skopeo(["inspect", "--tls-verify=false", "--raw", &format!("docker://{mine}")]).ok();
+    let raw = skopeo([
+        "inspect",
+        "--tls-verify=false",
+        "--raw",
+        &format!("docker://{mine}"),
+    ])
+    .ok();
     let m: serde_json::Value = serde_json::from_str(&raw).unwrap();
     assert_eq!(
         m["mediaType"],
@@ -108,7 +114,9 @@ fn make_multi_platform(a: &str) -> String {
         let cfg = serde_json::to_vec(&cfg).unwrap();
         let cd = berth_image::Digest::sha256_of(&cfg);
         let at = repo.start_upload().await.unwrap();
-        repo.upload_bytes(at, &cd, Bytes::from(cfg.clone())).await.unwrap();
+        repo.upload_bytes(at, &cd, Bytes::from(cfg.clone()))
+            .await
+            .unwrap();
         doc["config"]["digest"] = cd.to_string().into();
         doc["config"]["size"] = cfg.len().into();
         let m2 = serde_json::to_vec(&doc).unwrap();
@@ -145,10 +153,12 @@ fn manifest_lists_pick_the_platform() {
     let a = reg.addr();
     let d = Daemon::start();
     d.load_busybox();
-    d.docker(["tag", "busybox", &format!("{a}/me/multi:amd64")]).ok();
+    d.docker(["tag", "busybox", &format!("{a}/me/multi:amd64")])
+        .ok();
     d.docker(["push", &format!("{a}/me/multi:amd64")]).ok();
     let list_digest = make_multi_platform(&a);
-    d.docker(["rmi", &format!("{a}/me/multi:amd64"), "busybox"]).ok();
+    d.docker(["rmi", &format!("{a}/me/multi:amd64"), "busybox"])
+        .ok();
 
     let img = format!("{a}/me/multi:multi");
     let o = d.docker(["pull", &img]).ok();
@@ -159,7 +169,13 @@ fn manifest_lists_pick_the_platform() {
     };
     assert_eq!(arch(&d), "amd64");
     let digests = d
-        .docker(["image", "inspect", "--format", "{{json .RepoDigests}}", &img])
+        .docker([
+            "image",
+            "inspect",
+            "--format",
+            "{{json .RepoDigests}}",
+            &img,
+        ])
         .ok();
     assert!(digests.contains(&list_digest), "{digests}");
     assert_eq!(
@@ -210,7 +226,13 @@ fn concurrent_pulls_download_each_blob_once() {
     d.docker(["import", tar.to_str().unwrap(), &img]).ok();
     d.docker(["push", &img]).ok();
     d.docker(["rmi", &img]).ok();
-    let raw = skopeo(["inspect", "--tls-verify=false", "--raw", &format!("docker://{img}")]).ok();
+    let raw = skopeo([
+        "inspect",
+        "--tls-verify=false",
+        "--raw",
+        &format!("docker://{img}"),
+    ])
+    .ok();
     let m: serde_json::Value = serde_json::from_str(&raw).unwrap();
     let layer = m["layers"][0]["digest"].as_str().unwrap().to_string();
 
@@ -226,8 +248,16 @@ fn concurrent_pulls_download_each_blob_once() {
     let p2 = spawn();
     let o1 = p1.wait_with_output().unwrap();
     let o2 = p2.wait_with_output().unwrap();
-    assert!(o1.status.success(), "{}", String::from_utf8_lossy(&o1.stderr));
-    assert!(o2.status.success(), "{}", String::from_utf8_lossy(&o2.stderr));
+    assert!(
+        o1.status.success(),
+        "{}",
+        String::from_utf8_lossy(&o1.stderr)
+    );
+    assert!(
+        o2.status.success(),
+        "{}",
+        String::from_utf8_lossy(&o2.stderr)
+    );
     assert_eq!(
         reg.requests("GET", &format!("/blobs/{layer}")),
         1,
@@ -241,7 +271,8 @@ fn concurrent_pulls_download_each_blob_once() {
         .all(|o| String::from_utf8_lossy(&o.stdout).contains("Pulling fs layer"));
     eprintln!("both pulls followed the download: {shared}");
     assert_eq!(
-        d.docker(["image", "inspect", "--format", "{{.Size}}", &img]).ok(),
+        d.docker(["image", "inspect", "--format", "{{.Size}}", &img])
+            .ok(),
         (24 << 20).to_string()
     );
 }
