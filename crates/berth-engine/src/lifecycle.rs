@@ -355,6 +355,24 @@ impl Engine {
         }
         let _ = c.update(|r| r.state.status = Status::Removing);
         c.clear_shim();
+        // The supervisor deletes the runtime's state after an exit; if that did not happen
+        // (the supervisor was killed, the delete failed), do it now so that no runtime state
+        // or cgroup outlives the container.
+        // A supervisor still cleaning up does it itself; checking the state directory keeps a
+        // runtime invocation off the common path.
+        let supervisor_busy = c
+            .prev_shim_pid
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some_and(crate::start::process_alive);
+        if let Ok(rt) = self.runtime(&c.with(|r| r.runtime.clone())) {
+            if !supervisor_busy && rt.root.join(&c.id).exists() {
+                match rt.delete(&c.id, true).await {
+                    Ok(()) | Err(RuntimeError::NotFound(_)) => {}
+                    Err(e) => tracing::warn!(id = %c.id, "runtime delete at removal: {e}"),
+                }
+            }
+        }
         self.unmount_rw_layer(&c.id).await;
         self.remove_rw_layer(&c.id).await;
         if let Err(e) = std::fs::remove_dir_all(&c.dir) {
@@ -650,6 +668,34 @@ impl Engine {
             }
         }
         self.reap_orphan_bundles().await;
+        self.reap_runtime_leftovers().await;
+    }
+
+    /// Deletes runtime state left for containers that are not running (a supervisor killed
+    /// before its cleanup, a failed delete), so their cgroups go too.
+    async fn reap_runtime_leftovers(&self) {
+        for rt in self.runtimes.values() {
+            let Ok(entries) = std::fs::read_dir(&rt.root) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                if !e.path().is_dir() {
+                    continue;
+                }
+                let id = e.file_name().to_string_lossy().into_owned();
+                let running = self
+                    .try_lookup(&id)
+                    .ok()
+                    .flatten()
+                    .is_some_and(|c| c.status().is_running() || c.shim().is_some());
+                if !running {
+                    tracing::info!(id, "deleting leftover {} state", rt.name);
+                    if let Err(e) = rt.delete(&id, true).await {
+                        tracing::warn!(id, "{e}");
+                    }
+                }
+            }
+        }
     }
 
     /// Removes bundle directories of containers that no longer exist.

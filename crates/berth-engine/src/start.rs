@@ -423,20 +423,21 @@ impl Engine {
 }
 
 /// Waits until `pid` has exited (a zombie counts as gone), at most `limit`.
+/// Whether `pid` exists and is not a zombie (PID 1 here reaps orphans slowly).
+pub(crate) fn process_alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !matches!(
+            stat.rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().next()),
+            Some("Z") | Some("X")
+        ),
+        Err(_) => false,
+    }
+}
+
 async fn wait_process_gone(pid: i32, limit: std::time::Duration) {
     let deadline = tokio::time::Instant::now() + limit;
-    loop {
-        let alive = match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-            Ok(stat) => !matches!(
-                stat.rsplit_once(')')
-                    .and_then(|(_, rest)| rest.split_whitespace().next()),
-                Some("Z") | Some("X")
-            ),
-            Err(_) => false,
-        };
-        if !alive || tokio::time::Instant::now() >= deadline {
-            return;
-        }
+    while process_alive(pid) && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
 }
