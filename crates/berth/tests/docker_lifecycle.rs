@@ -527,6 +527,30 @@ fn remove_force_and_auto_remove() {
         d.docker(["ps", "-aq"]).ok().is_empty().then_some(())
     })
     .expect("auto-removed");
+    // No runtime state and no cgroup outlives the containers.
+    wait_for(Duration::from_secs(10), || {
+        let left: Vec<_> = std::fs::read_dir(d.exec_root.join("runc"))
+            .map(|r| r.flatten().filter(|e| e.path().is_dir()).collect())
+            .unwrap_or_default();
+        left.is_empty().then_some(())
+    })
+    .expect("runc state left behind");
+    let rel = d.cgroup_parent.trim_start_matches('/');
+    for ctrl in ["memory", "pids", "cpu", "freezer"] {
+        let dir = std::path::Path::new("/sys/fs/cgroup").join(ctrl).join(rel);
+        if let Ok(rd) = std::fs::read_dir(&dir) {
+            let subdirs: Vec<_> = rd
+                .flatten()
+                .filter(|e| e.path().is_dir())
+                .map(|e| e.file_name())
+                .collect();
+            assert!(
+                subdirs.is_empty(),
+                "cgroups left in {}: {subdirs:?}",
+                dir.display()
+            );
+        }
+    }
     // Nothing is left mounted under the data root.
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(

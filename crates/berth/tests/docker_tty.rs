@@ -18,7 +18,11 @@ impl Tmux {
         static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let name = format!("berth-{}-{n}", d.dir.file_name().unwrap().to_string_lossy());
-        let socket = d.dir.join(format!("tmux-{n}.sock")).to_string_lossy().into_owned();
+        let socket = d
+            .dir
+            .join(format!("tmux-{n}.sock"))
+            .to_string_lossy()
+            .into_owned();
         let full = format!(
             "DOCKER_HOST={} DOCKER_CONFIG={} {cmd}; echo EXIT=$?; sleep 60",
             d.host(),
@@ -208,7 +212,10 @@ fn run_t_without_terminal_input_and_attach() {
 fn detach_keys_leave_the_container_running() {
     let d = Daemon::start();
     d.load_busybox();
-    let t = Tmux::start(&d, &format!("{} run -it --name det busybox sh", common::DOCKER));
+    let t = Tmux::start(
+        &d,
+        &format!("{} run -it --name det busybox sh", common::DOCKER),
+    );
     t.expect("/ #");
     t.keys("echo before-detach");
     t.expect("before-detach");
@@ -219,7 +226,11 @@ fn detach_keys_leave_the_container_running() {
         .unwrap();
     assert!(st.success());
     t.expect("EXIT=0");
-    assert_eq!(d.docker(["inspect", "-f", "{{.State.Running}}", "det"]).ok(), "true");
+    assert_eq!(
+        d.docker(["inspect", "-f", "{{.State.Running}}", "det"])
+            .ok(),
+        "true"
+    );
     // The same shell is still there: attach again and use it.
     let t2 = Tmux::start(&d, &format!("{} attach det", common::DOCKER));
     std::thread::sleep(Duration::from_millis(500));
@@ -228,8 +239,12 @@ fn detach_keys_leave_the_container_running() {
     t2.keys("exit 5");
     t2.expect("EXIT=5");
     // custom keys on exec
-    d.docker(["run", "-d", "--name", "ex", "busybox", "sleep", "300"]).ok();
-    let t3 = Tmux::start(&d, &format!("{} exec -it --detach-keys ctrl-x ex sh", common::DOCKER));
+    d.docker(["run", "-d", "--name", "ex", "busybox", "sleep", "300"])
+        .ok();
+    let t3 = Tmux::start(
+        &d,
+        &format!("{} exec -it --detach-keys ctrl-x ex sh", common::DOCKER),
+    );
     t3.expect("/ #");
     let st = Command::new("tmux")
         .args(["-S", &t3.socket, "send-keys", "-t", &t3.session, "C-x"])
@@ -237,6 +252,14 @@ fn detach_keys_leave_the_container_running() {
         .unwrap();
     assert!(st.success());
     t3.expect("EXIT=");
-    let o = d.docker(["run", "--rm", "-it", "--detach-keys", "ctrl-", "busybox", "true"]);
+    let o = d.docker([
+        "run",
+        "--rm",
+        "-it",
+        "--detach-keys",
+        "ctrl-",
+        "busybox",
+        "true",
+    ]);
     assert_ne!(o.status, 0);
 }
