@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use berth_api::{ApiError, AttachOptions, HijackHandler, Hijacked};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 use crate::container::{AttachSource, AttachWants, Container, Status};
 use crate::{detach, Engine};
@@ -95,34 +95,18 @@ impl Engine {
         let (detached_tx, detached_rx) = tokio::sync::oneshot::channel::<()>();
         let input = if opts.stdin {
             Some(tokio::spawn(async move {
-                let mut escape = keys.map(detach::Escape::new);
-                let mut buf = vec![0u8; 16 * 1024];
-                let mut fwd = Vec::with_capacity(16 * 1024);
-                loop {
-                    let n = match cr.read(&mut buf).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => n,
-                    };
-                    let (data, detach) = match escape.as_mut() {
-                        Some(e) => {
-                            fwd.clear();
-                            let d = e.feed(&buf[..n], &mut fwd);
-                            (&fwd[..], d)
-                        }
-                        None => (&buf[..n], false),
-                    };
-                    if !data.is_empty() && sw.write_all(data).await.is_err() {
-                        return;
+                match detach::copy_input(&mut cr, &mut sw, keys).await {
+                    // The client closed its input: pass the half-close on (stdin_once closes
+                    // the container's stdin).
+                    detach::InputEnd::Eof => {
+                        let _ = sw.shutdown().await;
                     }
-                    if detach {
-                        // The client leaves; the container keeps its input open.
+                    // The client leaves; the container keeps its input open.
+                    detach::InputEnd::Detached => {
                         let _ = detached_tx.send(());
-                        return;
                     }
+                    detach::InputEnd::Failed => {}
                 }
-                // The client closed its input: pass the half-close on (stdin_once closes the
-                // container's stdin).
-                let _ = sw.shutdown().await;
             }))
         } else {
             None

@@ -80,6 +80,51 @@ impl Escape {
     }
 }
 
+/// How a client's input stream ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum InputEnd {
+    /// The client closed its input (EOF).
+    Eof,
+    /// The client typed the detach sequence.
+    Detached,
+    /// Reading from the client or writing to the container failed.
+    Failed,
+}
+
+/// Copies a client's input to the container, watching for the detach sequence when `keys` is
+/// set (held-back bytes of a partial sequence are passed on as soon as it cannot match).
+pub async fn copy_input<R, W>(r: &mut R, w: &mut W, keys: Option<Vec<u8>>) -> InputEnd
+where
+    R: tokio::io::AsyncRead + Unpin,
+    W: tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut escape = keys.map(Escape::new);
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut fwd = Vec::with_capacity(16 * 1024);
+    loop {
+        let n = match r.read(&mut buf).await {
+            Ok(0) => return InputEnd::Eof,
+            Err(_) => return InputEnd::Failed,
+            Ok(n) => n,
+        };
+        let (data, detach) = match escape.as_mut() {
+            Some(e) => {
+                fwd.clear();
+                let d = e.feed(&buf[..n], &mut fwd);
+                (&fwd[..], d)
+            }
+            None => (&buf[..n], false),
+        };
+        if !data.is_empty() && w.write_all(data).await.is_err() {
+            return InputEnd::Failed;
+        }
+        if detach {
+            return InputEnd::Detached;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

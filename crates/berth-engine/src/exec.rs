@@ -348,29 +348,10 @@ impl Engine {
             let mut pty_w = pty.clone();
             let (detached_tx, mut detached_rx) = tokio::sync::oneshot::channel::<()>();
             let input = tokio::spawn(async move {
-                let mut escape = keys.map(crate::detach::Escape::new);
-                let mut buf = vec![0u8; 16 * 1024];
-                let mut fwd = Vec::with_capacity(16 * 1024);
-                loop {
-                    let n = match cr.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => n,
-                    };
-                    let (data, detach) = match escape.as_mut() {
-                        Some(e) => {
-                            fwd.clear();
-                            let d = e.feed(&buf[..n], &mut fwd);
-                            (&fwd[..], d)
-                        }
-                        None => (&buf[..n], false),
-                    };
-                    if !data.is_empty() && pty_w.write_all(data).await.is_err() {
-                        return;
-                    }
-                    if detach {
-                        let _ = detached_tx.send(());
-                        return;
-                    }
+                if crate::detach::copy_input(&mut cr, &mut pty_w, keys).await
+                    == crate::detach::InputEnd::Detached
+                {
+                    let _ = detached_tx.send(());
                 }
             });
             let mut pty_r = pty;

@@ -1130,19 +1130,8 @@ pub fn build(opts: &SpecOptions) -> Result<Spec, SpecError> {
 
 /// Writes `spec` as `<bundle>/config.json` (temp file + fsync + rename, mode 0600).
 pub fn write_config(bundle: &Path, spec: &Spec) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let tmp = bundle.join(".config.json.tmp");
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    serde_json::to_writer(&mut f, spec).map_err(std::io::Error::other)?;
-    f.flush()?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, bundle.join("config.json"))
+    let data = serde_json::to_vec(spec).map_err(std::io::Error::other)?;
+    crate::sys::write_atomic(&bundle.join("config.json"), &data)
 }
 
 #[cfg(test)]

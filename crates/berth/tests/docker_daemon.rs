@@ -276,40 +276,14 @@ fn the_daemon_never_runs_binaries_from_inside_a_container() {
     // when run. `top`, `logs`, `inspect` and `stop` must not run any of them.
     let marker_dir = d.dir.join("markers");
     std::fs::create_dir_all(&marker_dir).unwrap();
-    let rootfs = d.dir.join("trap-rootfs");
-    std::fs::create_dir_all(&rootfs).unwrap();
-    assert!(std::process::Command::new("tar")
-        .arg("-xf")
-        .arg(common::busybox_rootfs_tar())
-        .arg("-C")
-        .arg(&rootfs)
-        .status()
-        .unwrap()
-        .success());
+    let rootfs = d.busybox_rootfs_dir("trap-rootfs");
     for name in ["bin/ps", "bin/sh.trap", "usr/bin/id", "bin/hostname"] {
         let p = rootfs.join(name);
         let _ = std::fs::remove_file(&p);
         std::fs::write(&p, "#!/bin/busybox sh\ntouch /markers/ran-$(basename $0)\n").unwrap();
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
-    let tar = d.dir.join("trap.tar");
-    assert!(std::process::Command::new("tar")
-        .arg("-cf")
-        .arg(&tar)
-        .arg("-C")
-        .arg(&rootfs)
-        .arg(".")
-        .status()
-        .unwrap()
-        .success());
-    d.docker([
-        "import",
-        "-c",
-        "CMD [\"sleep\", \"60\"]",
-        tar.to_str().unwrap(),
-        "trap:1",
-    ])
-    .ok();
+    d.import_dir(&rootfs, "trap:1", &["CMD [\"sleep\", \"60\"]"]);
     let id = d
         .docker([
             "run",

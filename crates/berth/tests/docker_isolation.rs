@@ -365,36 +365,10 @@ fn bind_mounts_and_symlink_escapes() {
     // mount target may follow it out of the rootfs.
     let outside = d.dir.join("outside-target");
     std::fs::create_dir_all(&outside).unwrap();
-    let rootfs = d.dir.join("evil-rootfs");
-    std::fs::create_dir_all(&rootfs).unwrap();
-    let st = std::process::Command::new("tar")
-        .arg("-xf")
-        .arg(common::busybox_rootfs_tar())
-        .arg("-C")
-        .arg(&rootfs)
-        .status()
-        .unwrap();
-    assert!(st.success());
+    let rootfs = d.busybox_rootfs_dir("evil-rootfs");
     std::os::unix::fs::symlink(&outside, rootfs.join("link")).unwrap();
     std::os::unix::fs::symlink("../../../../../../../..", rootfs.join("up")).unwrap();
-    let tar = d.dir.join("evil.tar");
-    assert!(std::process::Command::new("tar")
-        .arg("-cf")
-        .arg(&tar)
-        .arg("-C")
-        .arg(&rootfs)
-        .arg(".")
-        .status()
-        .unwrap()
-        .success());
-    d.docker([
-        "import",
-        "-c",
-        "CMD [\"sh\"]",
-        tar.to_str().unwrap(),
-        "evil:1",
-    ])
-    .ok();
+    d.import_dir(&rootfs, "evil:1", &["CMD [\"sh\"]"]);
     d.docker(["run", "--rm", "-w", "/link/wd", "evil:1", "pwd"])
         .ok();
     d.docker(["run", "--rm", "-w", "/up/tmp/wd2", "evil:1", "pwd"])

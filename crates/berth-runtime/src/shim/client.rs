@@ -40,7 +40,7 @@ pub fn read_exit_file(bundle_dir: &Path) -> Option<ExitInfo> {
 }
 
 fn write_private(path: &Path, data: &[u8]) -> io::Result<()> {
-    super::server::write_atomic(path, data)
+    crate::sys::write_atomic(path, data)
 }
 
 /// Starts a shim for `opts.id` and waits until `runtime create` succeeded (the container is

@@ -319,7 +319,7 @@ impl Shim {
         let sigfd = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
             .map_err(ctx("signalfd"))?;
 
-        write_atomic(
+        sys::write_atomic(
             &bundle.join(files::SHIM_PID),
             std::process::id().to_string().as_bytes(),
         )
@@ -1030,7 +1030,7 @@ impl Shim {
         };
         match serde_json::to_vec(&exit) {
             Ok(data) => {
-                if let Err(e) = write_atomic(&self.bundle.join(files::EXIT_JSON), &data) {
+                if let Err(e) = sys::write_atomic(&self.bundle.join(files::EXIT_JSON), &data) {
                     diag!("writing exit.json: {e}");
                 }
             }
@@ -1147,28 +1147,4 @@ fn read_cgroups_path(bundle: &Path) -> Option<String> {
         .get("cgroupsPath")?
         .as_str()
         .map(String::from)
-}
-
-/// temp + fsync + rename + fsync(dir).
-pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp_name = OsString::from(".");
-    tmp_name.push(path.file_name().unwrap_or_default());
-    tmp_name.push(".tmp");
-    let tmp = dir.join(tmp_name);
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    f.write_all(data)?;
-    f.sync_all()?;
-    drop(f);
-    std::fs::rename(&tmp, path)?;
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
 }

@@ -579,3 +579,45 @@ where
             .expect("run skopeo"),
     )
 }
+
+impl Daemon {
+    /// Extracts the busybox root filesystem into `<tmp>/<name>` and returns the directory, for
+    /// tests that build custom images from it.
+    pub fn busybox_rootfs_dir(&self, name: &str) -> PathBuf {
+        let dir = self.dir.join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        let st = Command::new("tar")
+            .arg("-xf")
+            .arg(busybox_rootfs_tar())
+            .arg("-C")
+            .arg(&dir)
+            .status()
+            .unwrap();
+        assert!(st.success(), "extracting the busybox rootfs failed");
+        dir
+    }
+
+    /// `docker import` of the directory `rootfs` as `tag`, with `changes` (`-c`).
+    pub fn import_dir(&self, rootfs: &Path, tag: &str, changes: &[&str]) {
+        let tar = self
+            .dir
+            .join(format!("{}.tar", tag.replace([':', '/'], "_")));
+        let st = Command::new("tar")
+            .arg("-cf")
+            .arg(&tar)
+            .arg("-C")
+            .arg(rootfs)
+            .arg(".")
+            .status()
+            .unwrap();
+        assert!(st.success(), "tar of {} failed", rootfs.display());
+        let mut args = vec!["import".to_string()];
+        for c in changes {
+            args.push("-c".into());
+            args.push(c.to_string());
+        }
+        args.push(tar.to_string_lossy().into_owned());
+        args.push(tag.to_string());
+        self.docker(&args).ok();
+    }
+}
