@@ -209,7 +209,15 @@ impl Profile {
             for m in &self.arch_map {
                 if m.architecture == native {
                     arches.push(m.architecture);
-                    arches.extend(m.sub_architectures.iter().copied());
+                    // A sub-architecture the kernel cannot run needs no filter: the x32 ABI
+                    // is compiled out of many kernels, and every architecture in the filter
+                    // costs the runtime time on each create and exec.
+                    arches.extend(
+                        m.sub_architectures
+                            .iter()
+                            .copied()
+                            .filter(|a| *a != Arch::ScmpArchX32 || x32_supported()),
+                    );
                 }
             }
         }
@@ -325,6 +333,36 @@ pub fn custom_profile(json: &[u8], caps: &[String]) -> Result<LinuxSeccomp, Secc
 }
 
 /// Docker's default seccomp configuration for a container holding `caps`.
+/// Whether the running kernel executes x32 system calls (x86_64 only). Probed once, in a
+/// forked child so that a host seccomp filter that kills on unknown ABIs cannot take the daemon
+/// down: the child calls x32 `getpid` and exits 0 when it worked.
+pub fn x32_supported() -> bool {
+    static X32: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *X32.get_or_init(|| {
+        if !cfg!(target_arch = "x86_64") {
+            return false;
+        }
+        const X32_SYSCALL_BIT: libc::c_long = 0x4000_0000;
+        // SAFETY: the child only makes two raw system calls (getpid through the x32 ABI, then
+        // _exit), which are async-signal-safe, so forking a multi-threaded process is fine.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            // SAFETY: see above.
+            let r = unsafe { libc::syscall(X32_SYSCALL_BIT | libc::SYS_getpid) };
+            // SAFETY: see above.
+            unsafe { libc::_exit(if r > 0 { 0 } else { 1 }) };
+        }
+        if pid < 0 {
+            // Cannot tell: keep the filter for x32 (the safe side).
+            return true;
+        }
+        let mut status = 0;
+        // SAFETY: waiting for the child we just forked.
+        let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+        r == pid && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0
+    })
+}
+
 pub fn default_profile(caps: &[String]) -> LinuxSeccomp {
     // The built-in profile contains only valid rules, so compiling cannot fail; fall back to
     // an empty allowlist (deny everything) rather than panicking if it ever did.
@@ -1008,10 +1046,11 @@ mod tests {
         assert_eq!(s.default_action(), LinuxSeccompAction::ScmpActErrno);
         assert_eq!(s.default_errno_ret(), Some(1));
         if cfg!(target_arch = "x86_64") {
-            assert_eq!(
-                s.architectures().as_ref().unwrap(),
-                &vec![Arch::ScmpArchX86_64, Arch::ScmpArchX86, Arch::ScmpArchX32]
-            );
+            let mut want = vec![Arch::ScmpArchX86_64, Arch::ScmpArchX86];
+            if x32_supported() {
+                want.push(Arch::ScmpArchX32);
+            }
+            assert_eq!(s.architectures().as_ref().unwrap(), &want);
         }
         let allowed = unconditional(&s);
         for name in ["read", "write", "execve", "chroot"] {
@@ -1252,5 +1291,24 @@ mod tests {
             });
             let _ = custom_profile(json.to_string().as_bytes(), &[]);
         }
+    }
+
+    #[test]
+    fn x32_probe_agrees_with_the_kernel_config() {
+        // Where the kernel publishes its config, the probe must agree with it.
+        let Ok(out) = std::process::Command::new("sh")
+            .args([
+                "-c",
+                "zcat /proc/config.gz 2>/dev/null | grep -c '^CONFIG_X86_X32_ABI=y'",
+            ])
+            .output()
+        else {
+            return;
+        };
+        let text = String::from_utf8_lossy(&out.stdout);
+        if !std::path::Path::new("/proc/config.gz").exists() || !cfg!(target_arch = "x86_64") {
+            return;
+        }
+        assert_eq!(x32_supported(), text.trim() == "1");
     }
 }
