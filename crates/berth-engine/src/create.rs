@@ -11,7 +11,7 @@ use berth_api::models::{
 use berth_api::ApiError;
 use chrono::Utc;
 
-use crate::container::{Container, ContainerRecord, StateRecord, Status};
+use crate::container::{Container, ContainerRecord, StateRecord};
 use crate::{ids, netfiles, Engine};
 
 const MIN_MEMORY: i64 = 6 * 1024 * 1024;
@@ -649,7 +649,10 @@ fn parse_bind(spec: &str) -> Result<MountPoint, ApiError> {
     })
 }
 
-fn write_net_files(
+/// Writes /etc/hostname, /etc/hosts and /etc/resolv.conf for the container (world-readable, as
+/// Docker: processes of any user read them). They are derived from the record, so they are
+/// written without fsyncs and rewritten at start when missing.
+pub(crate) fn write_net_files(
     dir: &Path,
     rec: &ContainerRecord,
     hostname: &str,
@@ -670,19 +673,15 @@ fn write_net_files(
     };
     let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     let resolv = netfiles::resolv_conf(&host_resolv, !host_mode, &dns);
-    berth_image::fsutil::write_atomic(
+    berth_image::fsutil::write_replace(
         dir,
         "hostname",
         netfiles::hostname_file(hostname).as_bytes(),
+        0o644,
     )?;
-    berth_image::fsutil::write_atomic(dir, "hosts", hosts.as_bytes())?;
-    berth_image::fsutil::write_atomic(dir, "resolv.conf", resolv.as_bytes())?;
+    berth_image::fsutil::write_replace(dir, "hosts", hosts.as_bytes(), 0o644)?;
+    berth_image::fsutil::write_replace(dir, "resolv.conf", resolv.as_bytes(), 0o644)?;
     Ok(())
-}
-
-#[allow(dead_code)]
-pub(crate) fn status_is_removable(s: Status) -> bool {
-    !s.is_running()
 }
 
 #[cfg(test)]

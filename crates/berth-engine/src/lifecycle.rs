@@ -13,6 +13,10 @@ use crate::container::{load_record, Container, Status};
 use crate::Engine;
 
 const SIGKILL: i32 = 9;
+/// `<data-root>/containers/` entries being removed.
+const TRASH_PREFIX: &str = ".trash-";
+/// `<data-root>/containers/` entries whose record could not be read.
+const QUARANTINE_PREFIX: &str = ".unreadable-";
 const SIGTERM: i32 = 15;
 
 /// Docker's signal parsing: a number, or a name with or without `SIG`, any case.
@@ -353,7 +357,7 @@ impl Engine {
             }
             _ => {}
         }
-        let _ = c.update(|r| r.state.status = Status::Removing);
+        c.set_status_in_memory(Status::Removing);
         c.clear_shim();
         // The supervisor deletes the runtime's state after an exit; if that did not happen
         // (the supervisor was killed, the delete failed), do it now so that no runtime state
@@ -374,9 +378,22 @@ impl Engine {
             }
         }
         self.unmount_rw_layer(&c.id).await;
-        self.remove_rw_layer(&c.id).await;
-        if let Err(e) = std::fs::remove_dir_all(&c.dir) {
-            if e.kind() != std::io::ErrorKind::NotFound {
+        // The record goes first, in one rename: a crash afterwards leaves a rw layer without a
+        // record and a trash directory, both removed at the next daemon start; never a record
+        // without its filesystem.
+        let trash = self
+            .cfg
+            .data_root
+            .join("containers")
+            .join(format!("{TRASH_PREFIX}{}", c.id));
+        match std::fs::rename(&c.dir, &trash) {
+            Ok(()) => {
+                if let Err(e) = std::fs::remove_dir_all(&trash) {
+                    tracing::warn!(id = %c.id, "cannot remove {}: {e}", trash.display());
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
                 tracing::warn!(id = %c.id, "cannot remove {}: {e}", c.dir.display());
                 let _ = c.update(|r| r.state.status = Status::Dead);
                 return Err(ApiError::internal(format!(
@@ -385,6 +402,7 @@ impl Engine {
                 )));
             }
         }
+        self.remove_rw_layer(&c.id).await;
         let _ = std::fs::remove_dir_all(&c.bundle);
         let name = c.name();
         {
@@ -521,7 +539,7 @@ impl Engine {
         // Unmount before the state changes: a restart may mount again right after.
         self.unmount_rw_layer(&c.id).await;
         let _ = std::fs::remove_dir_all(&c.bundle);
-        let _ = c.update(|r| {
+        let record_exit = |r: &mut crate::container::ContainerRecord| {
             r.state.status = Status::Exited;
             r.state.exit_code = info.exit_code as i64;
             r.state.finished_at = Some(info.finished_at);
@@ -529,7 +547,14 @@ impl Engine {
             r.state.pid = 0;
             r.state.shim_pid = 0;
             r.state.error = info.error.clone().unwrap_or_default();
-        });
+        };
+        // A `--rm` container is removed right after: its exit need not survive a power failure
+        // (a daemon restart finds it without a supervisor and removes it then).
+        let _ = if c.with(|r| r.host_config.auto_remove) {
+            c.update_volatile(record_exit)
+        } else {
+            c.update(record_exit)
+        };
         c.notify_exit();
         let mut attrs = self.event_attrs(c);
         if info.oom_killed {
@@ -593,9 +618,25 @@ impl Engine {
             return;
         };
         let mut loaded = Vec::new();
+        let mut keep_rw: std::collections::HashSet<String> = std::collections::HashSet::new();
         for e in entries.flatten() {
             let p = e.path();
-            if !p.is_dir() {
+            let fname = e.file_name().to_string_lossy().into_owned();
+            if !p.is_dir() || fname.starts_with(QUARANTINE_PREFIX) {
+                if let Some(id) = fname.strip_prefix(QUARANTINE_PREFIX) {
+                    keep_rw.insert(id.to_string());
+                }
+                continue;
+            }
+            if fname.starts_with(TRASH_PREFIX) {
+                // A removal interrupted after its record was gone.
+                let _ = std::fs::remove_dir_all(&p);
+                continue;
+            }
+            if !p.join(crate::container::RECORD_FILE).exists() {
+                // A create interrupted before its record was written: nothing refers to it.
+                tracing::info!("removing the directory of a half-created container {fname}");
+                let _ = std::fs::remove_dir_all(&p);
                 continue;
             }
             match load_record(&p) {
@@ -604,16 +645,32 @@ impl Engine {
                     loaded.push(c);
                 }
                 Err(msg) => {
-                    // A half-created container (crash during create): nothing refers to it.
-                    tracing::warn!("removing unreadable container record: {msg}");
-                    let _ = std::fs::remove_dir_all(&p);
-                    let id = p
-                        .file_name()
-                        .map(|n| n.to_string_lossy().into_owned())
-                        .unwrap_or_default();
-                    self.unmount_rw_layer(&id).await;
-                    self.remove_rw_layer(&id).await;
+                    // Never delete what cannot be read: set it aside (with its filesystem) for
+                    // an administrator, and say so.
+                    let q = p.with_file_name(format!("{QUARANTINE_PREFIX}{fname}"));
+                    tracing::error!(
+                        "unreadable container record ({msg}); moved to {} with its filesystem kept",
+                        q.display()
+                    );
+                    let _ = std::fs::rename(&p, &q);
+                    keep_rw.insert(fname);
                 }
+            }
+        }
+        // Read-write layers that no container owns (a create or removal interrupted by a
+        // crash) are removed.
+        let known: std::collections::HashSet<String> =
+            loaded.iter().map(|c| c.id.clone()).collect();
+        let store = self.images.clone();
+        let rw_ids =
+            tokio::task::spawn_blocking(move || store.layers().rw_ids().unwrap_or_default())
+                .await
+                .unwrap_or_default();
+        for id in rw_ids {
+            if !known.contains(&id) && !keep_rw.contains(&id) {
+                tracing::info!(id, "removing a read-write layer without a container");
+                self.unmount_rw_layer(&id).await;
+                self.remove_rw_layer(&id).await;
             }
         }
         {

@@ -141,6 +141,25 @@ impl Engine {
             .runtime(&rec.runtime)
             .map_err(|e| internal(e.message))?
             .clone();
+        // hostname, hosts and resolv.conf are written without fsyncs at create; after a power
+        // failure they may be gone, so recreate them from the record.
+        let dir = c.dir.clone();
+        if ["hostname", "hosts", "resolv.conf"].iter().any(|f| {
+            std::fs::metadata(dir.join(f))
+                .map(|m| m.len() == 0)
+                .unwrap_or(true)
+        }) {
+            let extra = rec
+                .host_config
+                .extra_hosts
+                .clone()
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|e| crate::netfiles::parse_extra_host(e, None).ok())
+                .collect::<Vec<_>>();
+            crate::create::write_net_files(&dir, rec, &rec.config.hostname, &extra)
+                .map_err(|e| internal(format!("cannot write the container's files: {e}")))?;
+        }
         let rootfs = self
             .mount_rw_layer(&c.id)
             .await

@@ -51,6 +51,26 @@ pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
     res
 }
 
+/// Like [`write_atomic`] (readers see the old or the new content, never a mix) but without
+/// the fsyncs: for files that can be recreated, or whose loss in a power failure is harmless.
+/// A crash of the process alone never loses the write (it is in the page cache).
+pub fn write_replace(dir: &Path, name: &str, bytes: &[u8], mode: u32) -> io::Result<()> {
+    let tmp = dir.join(format!(".{name}.tmp-{}", random_hex(6)));
+    let res = (|| {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&tmp)?;
+        f.write_all(bytes)?;
+        fs::rename(&tmp, dir.join(name))
+    })();
+    if res.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    res
+}
+
 /// Removes leftovers named `.<anything>.tmp-<hex>` (interrupted [`write_atomic`] calls).
 pub fn clean_atomic_leftovers(dir: &Path) -> io::Result<()> {
     let rd = match fs::read_dir(dir) {

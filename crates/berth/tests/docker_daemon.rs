@@ -305,3 +305,35 @@ fn the_daemon_never_runs_binaries_from_inside_a_container() {
         .collect();
     assert!(ran.is_empty(), "the daemon ran container binaries: {ran:?}");
 }
+
+#[test]
+fn restart_reconciles_half_done_and_unreadable_state() {
+    let mut d = Daemon::start();
+    d.load_busybox();
+    let good = d.docker(["create", "--name", "good", "busybox"]).ok();
+    let bad = d.docker(["create", "--name", "bad", "busybox"]).ok();
+    let half = d.docker(["create", "--name", "half", "busybox"]).ok();
+    d.stop();
+    let containers = d.data_root.join("containers");
+    // A record that cannot be read (corruption) and a create interrupted before its record.
+    std::fs::write(
+        containers.join(&bad).join("config.v2.json"),
+        b"{\"Id\": trunc",
+    )
+    .unwrap();
+    std::fs::remove_file(containers.join(&half).join("config.v2.json")).unwrap();
+    // A removal interrupted after its record went.
+    std::fs::create_dir_all(containers.join(".trash-0123")).unwrap();
+    d.start_again();
+    let names = d.docker(["ps", "-a", "--format", "{{.Names}}"]).ok();
+    assert_eq!(names, "good");
+    // The unreadable one is set aside with its filesystem, never deleted.
+    assert!(containers.join(format!(".unreadable-{bad}")).is_dir());
+    assert!(d.data_root.join("overlay2").join(&bad).is_dir());
+    // The half-created one and the trash are gone, with the orphan read-write layer.
+    assert!(!containers.join(&half).exists());
+    assert!(!d.data_root.join("overlay2").join(&half).exists());
+    assert!(!containers.join(".trash-0123").exists());
+    assert!(d.log_text().contains("unreadable container record"));
+    assert_eq!(d.docker(["start", "-a", &good]).status, 0);
+}

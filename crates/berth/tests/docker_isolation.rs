@@ -218,6 +218,21 @@ fn read_only_tmpfs_ulimits_user_workdir_env() {
             .ok(),
         host_soft
     );
+    // The files berth bind-mounts into /etc are readable by any user, as in Docker.
+    assert_eq!(
+        d.docker([
+            "run",
+            "--rm",
+            "-u",
+            "nobody",
+            "busybox",
+            "sh",
+            "-c",
+            "cat /etc/hosts /etc/resolv.conf /etc/hostname > /dev/null && echo readable"
+        ])
+        .ok(),
+        "readable"
+    );
     assert!(d
         .docker(["run", "--rm", "-u", "nobody", "busybox", "id"])
         .ok()
