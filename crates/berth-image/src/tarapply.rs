@@ -116,6 +116,7 @@ pub fn apply_tar(target: &Path, r: &mut dyn Read) -> Result<ApplyStats, ApplyErr
         content_size: 0,
         entries: 0,
         cached_parent: None,
+        copy_buf: vec![0u8; 64 * 1024],
     };
     {
         let mut archive = tar::Archive::new(&mut hashed);
@@ -157,6 +158,8 @@ struct Applier {
     /// The parent directory of the previous entry (tars are mostly sorted, so this saves an
     /// openat2 per entry). Dropped whenever anything is removed or a symlink is created.
     cached_parent: Option<(Vec<Vec<u8>>, OwnedFd)>,
+    /// The buffer file contents are copied through (one for the whole archive).
+    copy_buf: Vec<u8>,
 }
 
 /// Splits an entry name into components, refusing absolute names, `..` and NUL bytes.
@@ -313,21 +316,31 @@ impl Applier {
                 self.dir_times.push((comps.clone(), times(&meta)));
             }
             tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
-                self.remove_existing(&parent, base, &name)?;
-                let fd = rfs::openat(
-                    &parent,
-                    base_os,
-                    OFlags::WRONLY
-                        | OFlags::CREATE
-                        | OFlags::EXCL
-                        | OFlags::NOFOLLOW
-                        | OFlags::CLOEXEC,
-                    Mode::from_raw_mode(0o600),
-                )
+                let create = || {
+                    rfs::openat(
+                        &parent,
+                        base_os,
+                        OFlags::WRONLY
+                            | OFlags::CREATE
+                            | OFlags::EXCL
+                            | OFlags::NOFOLLOW
+                            | OFlags::CLOEXEC,
+                        Mode::from_raw_mode(0o600),
+                    )
+                };
+                // O_EXCL|O_NOFOLLOW never opens what is there: in the common case (nothing
+                // is) this saves a stat; otherwise remove it and create again.
+                let fd = match create() {
+                    Err(Errno::EXIST) => {
+                        self.remove_existing(&parent, base, &name)?;
+                        create()
+                    }
+                    other => other,
+                }
                 .map_err(|e| io_err(&name, "create file", e))?;
                 let mut file = File::from(fd);
                 let want = e.size();
-                let copied = copy_entry(e, &mut file, &name)?;
+                let copied = copy_entry(e, &mut file, &name, &mut self.copy_buf)?;
                 if copied != want {
                     return Err(ApplyError::Tar(io::Error::new(
                         io::ErrorKind::UnexpectedEof,
@@ -725,11 +738,11 @@ fn copy_entry<R: Read>(
     e: &mut tar::Entry<'_, R>,
     f: &mut File,
     name: &str,
+    buf: &mut [u8],
 ) -> Result<u64, ApplyError> {
-    let mut buf = vec![0u8; 64 * 1024];
     let mut total = 0u64;
     loop {
-        let n = match e.read(&mut buf) {
+        let n = match e.read(buf) {
             Ok(0) => return Ok(total),
             Ok(n) => n,
             Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
