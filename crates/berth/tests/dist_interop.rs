@@ -276,3 +276,147 @@ fn concurrent_pulls_download_each_blob_once() {
         (24 << 20).to_string()
     );
 }
+
+/// A gzipped one-file layer: (blob, diff ID).
+fn small_layer(dir: &std::path::Path, name: &str, content: &str) -> (Vec<u8>, berth_image::Digest) {
+    let root = dir.join(format!("layer-{name}"));
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(root.join(name), content).unwrap();
+    let tar = dir.join(format!("{name}.tar"));
+    assert!(Command::new("tar")
+        .arg("-C")
+        .arg(&root)
+        .args(["--numeric-owner", "-cf"])
+        .arg(&tar)
+        .arg(name)
+        .status()
+        .unwrap()
+        .success());
+    let plain = std::fs::read(&tar).unwrap();
+    let gz = Command::new("gzip")
+        .args(["-n", "-c"])
+        .arg(&tar)
+        .output()
+        .unwrap();
+    assert!(gz.status.success());
+    (gz.stdout, berth_image::Digest::sha256_of(&plain))
+}
+
+/// Pushes `me/app:v1` (busybox + /x) and `me/app:v2` (busybox + /x + /y) built from the
+/// busybox image at `me/app:base`; returns the two manifest digests.
+fn make_layered(a: &str, dir: &std::path::Path) -> (String, String) {
+    let l2 = small_layer(dir, "x", "x\n");
+    let l3 = small_layer(dir, "y", "y\n");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let c = RegistryClient::new(ClientConfig::default()).unwrap();
+        let repo = c
+            .open_registry(a, "me/app", Credentials::default(), Access::PullPush)
+            .await
+            .unwrap();
+        let base = repo.get_manifest("base").await.unwrap();
+        let base: serde_json::Value = serde_json::from_slice(&base.bytes).unwrap();
+        let cd = berth_image::Digest::parse(base["config"]["digest"].as_str().unwrap()).unwrap();
+        let cfg: serde_json::Value =
+            serde_json::from_slice(&repo.get_blob_bytes(&cd, 1 << 20).await.unwrap()).unwrap();
+        let mut out = Vec::new();
+        for (tag, extra) in [("v1", vec![&l2]), ("v2", vec![&l2, &l3])] {
+            let mut cfg = cfg.clone();
+            let mut m = base.clone();
+            for (blob, diff) in extra {
+                let d = berth_image::Digest::sha256_of(blob);
+                if repo.head_blob(&d).await.unwrap().is_none() {
+                    let at = repo.start_upload().await.unwrap();
+                    repo.upload_bytes(at, &d, Bytes::from(blob.clone()))
+                        .await
+                        .unwrap();
+                }
+                cfg["rootfs"]["diff_ids"]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(diff.to_string().into());
+                cfg["history"]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(serde_json::json!({"created_by": "test layer"}));
+                m["layers"].as_array_mut().unwrap().push(serde_json::json!({
+                    "mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip",
+                    "size": blob.len(), "digest": d.to_string()}));
+            }
+            let cfg = serde_json::to_vec(&cfg).unwrap();
+            let cfgd = berth_image::Digest::sha256_of(&cfg);
+            let at = repo.start_upload().await.unwrap();
+            repo.upload_bytes(at, &cfgd, Bytes::from(cfg.clone()))
+                .await
+                .unwrap();
+            m["config"]["digest"] = cfgd.to_string().into();
+            m["config"]["size"] = cfg.len().into();
+            let d = repo
+                .put_manifest(
+                    tag,
+                    "application/vnd.docker.distribution.manifest.v2+json",
+                    Bytes::from(serde_json::to_vec(&m).unwrap()),
+                )
+                .await
+                .unwrap();
+            out.push(d.to_string());
+        }
+        (out[0].clone(), out[1].clone())
+    })
+}
+
+#[test]
+fn layers_digests_all_tags_and_distribution_inspect() {
+    let reg = DockerRegistry::start(&[]);
+    let a = reg.addr();
+    let t = tempfile::tempdir().unwrap();
+    let d = Daemon::start();
+    d.load_busybox();
+    d.docker(["tag", "busybox", &format!("{a}/me/app:base")])
+        .ok();
+    d.docker(["push", &format!("{a}/me/app:base")]).ok();
+    let (v1, v2) = make_layered(&a, t.path());
+
+    // The busybox layer is here already; the two others are downloaded.
+    let img = format!("{a}/me/app:v2");
+    let o = d.docker(["pull", &img]).ok();
+    assert_eq!(o.matches("Already exists").count(), 1, "{o}");
+    assert_eq!(o.matches("Pull complete").count(), 2, "{o}");
+    assert_eq!(
+        d.docker(["run", "--rm", &img, "cat", "/x", "/y"]).ok(),
+        "x\ny"
+    );
+    // By digest.
+    let by_digest = format!("{a}/me/app@{v1}");
+    let o = d.docker(["pull", &by_digest]).ok();
+    assert!(o.contains(&format!("Digest: {v1}")), "{o}");
+    assert_eq!(d.docker(["run", "--rm", &by_digest, "cat", "/x"]).ok(), "x");
+    // push --all-tags: every tag of the repository; the layers are mounted from me/app.
+    d.docker(["tag", &img, &format!("{a}/me/copy:a")]).ok();
+    d.docker(["tag", &img, &format!("{a}/me/copy:b")]).ok();
+    let o = d
+        .docker(["push", "--all-tags", &format!("{a}/me/copy")])
+        .ok();
+    assert!(
+        o.contains("a: digest: sha256:") && o.contains("b: digest: sha256:"),
+        "{o}"
+    );
+    assert!(o.contains("Mounted from me/app"), "{o}");
+    // GET /distribution/{name}/json
+    let (status, body) = d.raw("GET", &format!("/v1.41/distribution/{img}/json"), None, b"");
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["Descriptor"]["digest"], v2.as_str());
+    assert_eq!(
+        v["Descriptor"]["mediaType"],
+        "application/vnd.docker.distribution.manifest.v2+json"
+    );
+    assert_eq!(v["Platforms"][0]["architecture"], "amd64");
+    assert_eq!(v["Platforms"][0]["os"], "linux");
+
+    // One download at a time: the other layers wait.
+    let e = Daemon::start_with(r#"{"max-concurrent-downloads": 1}"#);
+    let o = e.docker(["pull", &img]).ok();
+    assert!(o.contains(": Waiting"), "{o}");
+    assert_eq!(o.matches("Pull complete").count(), 3, "{o}");
+}
