@@ -932,15 +932,9 @@ async fn ping(
             .await;
         let resp = match r {
             Ok(resp) => resp,
-            Err(e) => {
-                let err = transport_error(&e, "Get", url.as_str());
-                if err.is_transient() && attempt < cfg.retries {
-                    tokio::time::sleep(cfg.retry_delay * 2u32.pow(attempt)).await;
-                    attempt += 1;
-                    continue;
-                }
-                return Err(err);
-            }
+            // No retry when the registry cannot be reached: the next endpoint (plain HTTP
+            // for an insecure registry, the next mirror) is tried at once, as dockerd does.
+            Err(e) => return Err(transport_error(&e, "Get", url.as_str())),
         };
         let status = resp.status();
         if status.is_success() {
