@@ -214,3 +214,30 @@ fn seed_flow_against_berth_registry_with_tokens() {
     let log = d.log_text();
     assert!(!log.contains("alice-pw"), "password in the daemon log");
 }
+
+#[test]
+fn seed_flow_with_the_berth_cli() {
+    let reg = DockerRegistry::start(&[("me", PASSWORD)]);
+    let a = reg.addr();
+    let d = Daemon::start();
+    d.load_busybox();
+    let mine = format!("{a}/me/busybox:v1");
+    d.berth(["tag", "busybox", &mine]).ok();
+    let o = d.berth(["push", &mine]);
+    fails_with(&o, "no basic auth credentials");
+    let o = d.berth(["login", "-u", "me", "-p", "wrong", &a]);
+    fails_with(&o, "401 Unauthorized");
+    let o = d.berth(["login", "-u", "me", "-p", PASSWORD, &a]);
+    assert!(o.ok().contains("Login Succeeded"));
+    let out = d.berth(["push", &mine]).ok();
+    assert!(out.contains("v1: digest: sha256:"), "{out}");
+    d.berth(["rmi", &mine, "busybox"]).ok();
+    let o = d.berth(["run", "--rm", &mine, "echo", "pulled by berth"]);
+    assert_eq!(o.stdout.trim(), "pulled by berth", "{}", all(&o));
+    assert!(o.stderr.contains("Pull complete"), "{}", o.stderr);
+    let o = d.berth(["pull", &mine]).ok();
+    assert!(o.contains("Image is up to date"), "{o}");
+    d.berth(["logout", &a]).ok();
+    let log = d.log_text();
+    assert!(!log.contains(PASSWORD), "password in the daemon log");
+}
