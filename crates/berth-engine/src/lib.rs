@@ -113,7 +113,13 @@ impl Engine {
         })?;
         let mut runtimes = HashMap::new();
         for (name, r) in &cfg.runtimes {
-            let mut rt = OciRuntime::new(name.clone(), r.path.clone(), cfg.exec_root.join(name));
+            // Resolve a bare name (`runc`) against PATH once, now: the daemon then always runs
+            // the same binary, and no lookup happens per container.
+            let path = resolve_in_path(&r.path).unwrap_or_else(|| {
+                tracing::warn!("OCI runtime {name}: {} not found in PATH", r.path.display());
+                r.path.clone()
+            });
+            let mut rt = OciRuntime::new(name.clone(), path, cfg.exec_root.join(name));
             rt.extra_args = r.args.clone();
             runtimes.insert(name.clone(), rt);
         }
@@ -223,4 +229,19 @@ fn engine_id(data_root: &Path) -> String {
         tracing::warn!("cannot persist the engine id: {e}");
     }
     id
+}
+
+/// An absolute path for `p`: as given when it has a slash, else the first executable match in
+/// PATH.
+fn resolve_in_path(p: &Path) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    if p.components().count() > 1 || p.is_absolute() {
+        return Some(p.to_path_buf());
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).map(|d| d.join(p)).find(|c| {
+        std::fs::metadata(c)
+            .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+            .unwrap_or(false)
+    })
 }

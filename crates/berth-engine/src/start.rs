@@ -137,6 +137,7 @@ impl Engine {
         rec: &ContainerRecord,
     ) -> Result<ShimClient, (String, i32)> {
         let internal = |m: String| (m, 128);
+        let t0 = std::time::Instant::now();
         let runtime = self
             .runtime(&rec.runtime)
             .map_err(|e| internal(e.message))?
@@ -164,6 +165,7 @@ impl Engine {
             .mount_rw_layer(&c.id)
             .await
             .map_err(|e| internal(e.message))?;
+        let t_mount = t0.elapsed();
         let opts = self.spec_options(rec, rootfs.clone()).await;
         let opts = match opts {
             Ok(o) => o,
@@ -214,8 +216,18 @@ impl Engine {
                 None
             },
         };
+        let t_bundle = t0.elapsed();
         match berth_runtime::spawn(&shim_opts).await {
-            Ok(s) => Ok(s),
+            Ok(s) => {
+                tracing::debug!(
+                    id = %c.id,
+                    mount_ms = t_mount.as_secs_f64() * 1e3,
+                    bundle_ms = t_bundle.as_secs_f64() * 1e3,
+                    runtime_started_ms = t0.elapsed().as_secs_f64() * 1e3,
+                    "container launched"
+                );
+                Ok(s)
+            }
             Err(e) => {
                 let code = e.exit_code_hint();
                 self.unmount_rw_layer(&c.id).await;
