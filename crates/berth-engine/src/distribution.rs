@@ -278,7 +278,7 @@ impl Engine {
                     .await
             } else {
                 let updated = puller
-                    .pull_one(&r, explicit_platform.as_ref(), &creds, &tx2, true)
+                    .pull_one(&r, explicit_platform.as_ref(), &creds, &tx2)
                     .await?;
                 let status = if updated {
                     "Downloaded newer image for"
@@ -312,9 +312,7 @@ impl Puller {
             let tr = r.with_tag(&t).map_err(|e| {
                 ApiError::internal(format!("registry listed an invalid tag {t:?}: {e}"))
             })?;
-            updated |= self
-                .pull_one(&tr, platform.as_ref(), &creds, tx, false)
-                .await?;
+            updated |= self.pull_one(&tr, platform.as_ref(), &creds, tx).await?;
         }
         let status = if updated {
             "Downloaded newer image for"
@@ -415,7 +413,6 @@ impl Puller {
         explicit_platform: Option<&Platform>,
         creds: &Credentials,
         tx: &Tx,
-        _single: bool,
     ) -> Result<bool, ApiError> {
         let host_platform = Platform::host();
         let want = explicit_platform.unwrap_or(&host_platform);
