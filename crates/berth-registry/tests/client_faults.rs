@@ -39,6 +39,10 @@ enum Reply {
     Cut(u16, Vec<(String, String)>, u64, Vec<u8>),
     /// Headers and `body`, then nothing for a long time.
     Stall(Vec<(String, String)>, u64, Vec<u8>),
+    /// The whole body, `chunk` bytes every `pause`.
+    Trickle(Vec<u8>, usize, Duration),
+    /// Reads nothing more (a request body stays unread) and answers nothing.
+    Hang,
 }
 
 type Handler = Arc<dyn Fn(&Seen, usize) -> Reply + Send + Sync>;
@@ -161,6 +165,16 @@ async fn serve_one(
             sock.write_all(&body).await?;
             sock.flush().await?;
         }
+        Reply::Trickle(body, chunk, pause) => {
+            sock.write_all(write_head(200, &[], body.len() as u64).as_bytes())
+                .await?;
+            for c in body.chunks(chunk) {
+                sock.write_all(c).await?;
+                sock.flush().await?;
+                tokio::time::sleep(pause).await;
+            }
+        }
+        Reply::Hang => tokio::time::sleep(Duration::from_secs(60)).await,
         Reply::Stall(headers, len, body) => {
             sock.write_all(write_head(200, &headers, len).as_bytes())
                 .await?;
@@ -593,4 +607,69 @@ async fn tls_registries_verified_with_certs_d() {
     );
     let _ = stop_tx.send(());
     let _ = task.await;
+}
+
+#[tokio::test]
+async fn slow_but_steady_transfers_are_not_stalls() {
+    let data: Vec<u8> = (0..40_000u32).map(|i| (i % 7) as u8).collect();
+    let d = Digest::sha256_of(&data);
+    let data2 = data.clone();
+    let f = Fake::start(Arc::new(move |r: &Seen, _| {
+        if r.path == "/v2/" {
+            ok(b"{}")
+        } else {
+            // 10 pieces, 300 ms apart: 3 s in all, never a 800 ms gap.
+            Reply::Trickle(data2.clone(), 4_000, Duration::from_millis(300))
+        }
+    }))
+    .await;
+    let c = fast_client(|c| {
+        c.retries = 0;
+        c.transport.stall_timeout = Duration::from_millis(800);
+    });
+    let repo = repo(&c, &f).await;
+    let mut s = repo.blob_stream(&d).await.unwrap();
+    let mut got = Vec::new();
+    while let Some(chunk) = s.next().await {
+        got.extend_from_slice(&chunk.unwrap());
+    }
+    assert_eq!(got, data);
+}
+
+#[tokio::test]
+async fn uploads_to_a_registry_that_stops_reading_time_out() {
+    let f = Fake::start(Arc::new(|r: &Seen, _| {
+        if r.path == "/v2/" {
+            ok(b"{}")
+        } else if r.method == "POST" {
+            Reply::Full(
+                202,
+                vec![("Location".into(), "/v2/me/app/blobs/uploads/x".into())],
+                vec![],
+            )
+        } else {
+            Reply::Hang
+        }
+    }))
+    .await;
+    let c = fast_client(|c| {
+        c.retries = 0;
+        c.transport.stall_timeout = Duration::from_millis(800);
+    });
+    let repo = c
+        .open_registry(
+            &f.domain(),
+            "me/app",
+            Credentials::default(),
+            Access::PullPush,
+        )
+        .await
+        .unwrap();
+    let at = repo.start_upload().await.unwrap();
+    let piece = bytes::Bytes::from(vec![1u8; 1 << 16]);
+    let body = futures_util::stream::iter((0..1024).map(move |_| Ok(piece.clone())));
+    let started = Instant::now();
+    let err = repo.upload_stream(at, body).await.unwrap_err();
+    assert!(err.to_string().contains("stopped accepting data"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(20));
 }

@@ -1,10 +1,12 @@
 //! One repository on one endpoint: authenticated requests with bounded retries, and the
 //! distribution API operations (manifests, blobs, uploads, mounts, tags).
 
+use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use berth_image::digest::{Algorithm, Digest, Hasher};
 use bytes::Bytes;
@@ -14,7 +16,7 @@ use http::{Method, StatusCode};
 use url::Url;
 
 use super::auth::{self, Challenge, Credentials, TokenRequest};
-use super::error::{go_method, status_line, ClientError, RegistryErrorItem};
+use super::error::{go_method, status_line, ClientError, RegistryErrorItem, TransportKind};
 use super::manifest::{ACCEPT, MAX_MANIFEST_BYTES};
 use super::transport::{read_limited, transport_error, Endpoint};
 use super::Inner;
@@ -74,19 +76,83 @@ impl std::fmt::Debug for Repository {
 }
 
 /// How to send a request.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 struct SendOpts {
     /// Safe to repeat after a transient failure.
     idempotent: bool,
-    /// A whole-request time limit (small requests only; bodies of any size use the stall
-    /// timeout instead).
-    limited: bool,
+    limit: Limit,
+}
+
+/// Which time limit a request has. Bodies of any size get no whole-request limit: uploads are
+/// watched for progress instead, downloads for gaps between chunks (see [`BlobStream`]).
+#[derive(Clone)]
+enum Limit {
+    /// The whole exchange within `request_timeout` (pings, manifests, tokens, small blobs).
+    Whole,
+    /// The response headers within `stall_timeout` (blob downloads).
+    Headers,
+    /// An upload: fails when its body has not moved for `stall_timeout` (a registry that
+    /// stopped reading), and when no answer follows the body within that time.
+    Progress(Progress),
 }
 
 const SMALL: SendOpts = SendOpts {
     idempotent: true,
-    limited: true,
+    limit: Limit::Whole,
 };
+
+fn opts(idempotent: bool, limit: Limit) -> SendOpts {
+    SendOpts { idempotent, limit }
+}
+
+/// The last time an upload body handed out data.
+#[derive(Clone)]
+struct Progress {
+    start: Instant,
+    /// Milliseconds after `start`.
+    last: Arc<AtomicU64>,
+}
+
+impl Progress {
+    fn new() -> Progress {
+        Progress {
+            start: Instant::now(),
+            last: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    fn touch(&self) {
+        self.last
+            .store(self.start.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// Resolves once nothing happened for `stall`.
+    async fn stalled(&self, stall: Duration) {
+        loop {
+            let idle = self
+                .start
+                .elapsed()
+                .saturating_sub(Duration::from_millis(self.last.load(Ordering::Relaxed)));
+            if idle >= stall {
+                return;
+            }
+            tokio::time::sleep((stall - idle).min(Duration::from_millis(500))).await;
+        }
+    }
+
+    /// `body`, reporting progress here.
+    fn watch<S>(&self, body: S) -> reqwest::Body
+    where
+        S: Stream<Item = std::io::Result<Bytes>> + Send + 'static,
+    {
+        self.touch();
+        let p = self.clone();
+        reqwest::Body::wrap_stream(body.map(move |c| {
+            p.touch();
+            c
+        }))
+    }
+}
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -281,10 +347,42 @@ impl Repository {
         loop {
             let rb = self.inner.http.request(method.clone(), url.clone());
             let mut rb = self.authorize(build(rb), &method, url).await?;
-            if opts.limited {
-                rb = rb.timeout(cfg.transport.request_timeout);
+            let stall = cfg.transport.stall_timeout;
+            let stalled = |what: &str| {
+                ClientError::Transport {
+                method: go_method(&method),
+                url: url.to_string(),
+                message: format!(
+                    "the registry stopped {what} (timed out after {}s); try again later or check the registry",
+                    stall.as_secs()
+                ),
+                kind: TransportKind::Timeout,
             }
-            let result = rb.send().await;
+            };
+            let result = match &opts.limit {
+                Limit::Whole => {
+                    rb = rb.timeout(cfg.transport.request_timeout);
+                    rb.send().await
+                }
+                Limit::Headers => match tokio::time::timeout(stall, rb.send()).await {
+                    Ok(r) => r,
+                    Err(_) => {
+                        let err = stalled("answering");
+                        if opts.idempotent && attempt < cfg.retries {
+                            self.backoff(attempt).await;
+                            attempt += 1;
+                            continue;
+                        }
+                        return Err(err);
+                    }
+                },
+                Limit::Progress(p) => {
+                    tokio::select! {
+                        r = rb.send() => r,
+                        _ = p.stalled(stall) => return Err(stalled("accepting data")),
+                    }
+                }
+            };
             let retry_allowed = opts.idempotent && attempt < cfg.retries;
             match result {
                 Err(e) => {
@@ -430,10 +528,7 @@ impl Repository {
                     rb.header(header::CONTENT_TYPE, mt.clone())
                         .body(body.clone())
                 },
-                SendOpts {
-                    idempotent: true,
-                    limited: true,
-                },
+                SMALL,
             )
             .await?;
         if resp.status() != StatusCode::CREATED && !resp.status().is_success() {
@@ -542,6 +637,7 @@ impl Repository {
     pub async fn blob_stream(&self, digest: &Digest) -> Result<BlobStream, ClientError> {
         let url = self.url(&format!("blobs/{digest}"))?;
         let resp = self.open_blob(&url, 0).await?;
+        let stall = self.inner.client.cfg.transport.stall_timeout;
         Ok(BlobStream {
             repo: self.clone(),
             url,
@@ -549,6 +645,8 @@ impl Repository {
             skip: 0,
             resumes_left: self.inner.client.cfg.retries,
             state: StreamState::Body(Box::pin(resp.bytes_stream())),
+            stall,
+            deadline: Box::pin(tokio::time::sleep(stall)),
         })
     }
 
@@ -564,10 +662,7 @@ impl Repository {
                         rb
                     }
                 },
-                SendOpts {
-                    idempotent: true,
-                    limited: false,
-                },
+                opts(true, Limit::Headers),
             )
             .await?;
         if !resp.status().is_success() {
@@ -591,10 +686,7 @@ impl Repository {
                 Method::POST,
                 &url,
                 &mut |rb| rb.header(header::CONTENT_LENGTH, "0"),
-                SendOpts {
-                    idempotent: false,
-                    limited: true,
-                },
+                opts(false, Limit::Whole),
             )
             .await?;
         match resp.status() {
@@ -612,10 +704,7 @@ impl Repository {
                 Method::POST,
                 &url,
                 &mut |rb| rb.header(header::CONTENT_LENGTH, "0"),
-                SendOpts {
-                    idempotent: false,
-                    limited: true,
-                },
+                opts(false, Limit::Whole),
             )
             .await?;
         if resp.status() != StatusCode::ACCEPTED {
@@ -636,8 +725,9 @@ impl Repository {
     where
         S: Stream<Item = std::io::Result<Bytes>> + Send + 'static,
     {
-        self.put_blob(at, digest, size, reqwest::Body::wrap_stream(body))
-            .await
+        let p = Progress::new();
+        let body = p.watch(body);
+        self.put_blob(at, digest, size, body, p).await
     }
 
     /// Monolithic upload of a small blob held in memory (an image config).
@@ -648,8 +738,9 @@ impl Repository {
         bytes: Bytes,
     ) -> Result<(), ClientError> {
         let size = bytes.len() as u64;
-        self.put_blob(at, digest, size, reqwest::Body::from(bytes))
-            .await
+        let p = Progress::new();
+        let body = p.watch(futures_util::stream::iter([Ok(bytes)]));
+        self.put_blob(at, digest, size, body, p).await
     }
 
     async fn put_blob(
@@ -658,6 +749,7 @@ impl Repository {
         digest: &Digest,
         size: u64,
         body: reqwest::Body,
+        progress: Progress,
     ) -> Result<(), ClientError> {
         let mut url = at;
         url.query_pairs_mut()
@@ -676,10 +768,7 @@ impl Repository {
                         None => rb,
                     }
                 },
-                SendOpts {
-                    idempotent: false,
-                    limited: false,
-                },
+                opts(false, Limit::Progress(progress)),
             )
             .await?;
         if resp.status() != StatusCode::CREATED && !resp.status().is_success() {
@@ -698,7 +787,8 @@ impl Repository {
     {
         match self.inner.client.cfg.upload_chunk_size {
             None => {
-                let mut body = Some(reqwest::Body::wrap_stream(stream));
+                let p = Progress::new();
+                let mut body = Some(p.watch(stream));
                 let resp = self
                     .send(
                         Method::PATCH,
@@ -710,10 +800,7 @@ impl Repository {
                                 None => rb,
                             }
                         },
-                        SendOpts {
-                            idempotent: false,
-                            limited: false,
-                        },
+                        opts(false, Limit::Progress(p.clone())),
                     )
                     .await?;
                 if resp.status() != StatusCode::ACCEPTED && !resp.status().is_success() {
@@ -755,6 +842,7 @@ impl Repository {
             let rest = pending.split_off(take);
             let part = Bytes::from(std::mem::replace(&mut pending, rest));
             let end = offset + part.len() as u64 - 1;
+            let p = Progress::new();
             let resp = self
                 .send(
                     Method::PATCH,
@@ -763,12 +851,9 @@ impl Repository {
                         rb.header(header::CONTENT_TYPE, "application/octet-stream")
                             .header(header::CONTENT_RANGE, format!("{offset}-{end}"))
                             .header(header::CONTENT_LENGTH, part.len().to_string())
-                            .body(part.clone())
+                            .body(p.watch(futures_util::stream::iter([Ok(part.clone())])))
                     },
-                    SendOpts {
-                        idempotent: false,
-                        limited: false,
-                    },
+                    opts(false, Limit::Progress(p.clone())),
                 )
                 .await?;
             if resp.status() != StatusCode::ACCEPTED && !resp.status().is_success() {
@@ -793,10 +878,7 @@ impl Repository {
                 Method::PUT,
                 &url,
                 &mut |rb| rb.header(header::CONTENT_LENGTH, "0"),
-                SendOpts {
-                    idempotent: false,
-                    limited: true,
-                },
+                opts(false, Limit::Whole),
             )
             .await?;
         if resp.status() != StatusCode::CREATED && !resp.status().is_success() {
@@ -808,15 +890,7 @@ impl Repository {
     /// Abandons an upload session (best effort).
     pub async fn cancel_upload(&self, at: Url) {
         if let Ok(resp) = self
-            .send(
-                Method::DELETE,
-                &at,
-                &mut |rb| rb,
-                SendOpts {
-                    idempotent: false,
-                    limited: true,
-                },
-            )
+            .send(Method::DELETE, &at, &mut |rb| rb, opts(false, Limit::Whole))
             .await
         {
             tracing::debug!(status = %resp.status(), "upload session cancelled");
@@ -1039,6 +1113,9 @@ pub struct BlobStream {
     skip: u64,
     resumes_left: u32,
     state: StreamState,
+    /// The longest gap between two chunks before the download counts as stalled.
+    stall: Duration,
+    deadline: Pin<Box<tokio::time::Sleep>>,
 }
 
 impl std::fmt::Debug for BlobStream {
@@ -1047,6 +1124,20 @@ impl std::fmt::Debug for BlobStream {
             .field("url", &self.url.as_str())
             .field("offset", &self.offset)
             .finish()
+    }
+}
+
+impl BlobStream {
+    /// Starts a new request for the rest of the blob (after a short pause).
+    fn reopen(&mut self) {
+        let repo = self.repo.clone();
+        let url = self.url.clone();
+        let offset = self.offset;
+        let delay = repo.inner.client.cfg.retry_delay;
+        self.state = StreamState::Reopening(Box::pin(async move {
+            tokio::time::sleep(delay).await;
+            repo.open_blob(&url, offset).await
+        }));
     }
 }
 
@@ -1059,7 +1150,29 @@ impl Stream for BlobStream {
             match &mut this.state {
                 StreamState::Done => return Poll::Ready(None),
                 StreamState::Body(body) => match body.as_mut().poll_next(cx) {
-                    Poll::Pending => return Poll::Pending,
+                    Poll::Pending => {
+                        if this.deadline.as_mut().poll(cx).is_pending() {
+                            return Poll::Pending;
+                        }
+                        // Nothing for a whole stall period: resume (or give up) as for a
+                        // broken connection.
+                        let err = ClientError::Transport {
+                            method: "Get".into(),
+                            url: this.url.to_string(),
+                            message: format!(
+                                "the registry stopped sending data (timed out after {}s); try again later or check the registry",
+                                this.stall.as_secs()
+                            ),
+                            kind: TransportKind::Timeout,
+                        };
+                        if this.resumes_left == 0 {
+                            this.state = StreamState::Done;
+                            return Poll::Ready(Some(Err(std::io::Error::other(err))));
+                        }
+                        this.resumes_left -= 1;
+                        tracing::info!(url = %this.url, offset = this.offset, error = %err, "blob download stalled; resuming");
+                        this.reopen();
+                    }
                     Poll::Ready(None) => {
                         this.state = StreamState::Done;
                         return Poll::Ready(None);
@@ -1074,6 +1187,8 @@ impl Stream for BlobStream {
                             }
                         }
                         this.offset += b.len() as u64;
+                        let next = tokio::time::Instant::now() + this.stall;
+                        this.deadline.as_mut().reset(next);
                         return Poll::Ready(Some(Ok(b)));
                     }
                     Poll::Ready(Some(Err(e))) => {
@@ -1084,14 +1199,7 @@ impl Stream for BlobStream {
                         }
                         this.resumes_left -= 1;
                         tracing::info!(url = %this.url, offset = this.offset, error = %err, "blob download broke; resuming");
-                        let repo = this.repo.clone();
-                        let url = this.url.clone();
-                        let offset = this.offset;
-                        let delay = repo.inner.client.cfg.retry_delay;
-                        this.state = StreamState::Reopening(Box::pin(async move {
-                            tokio::time::sleep(delay).await;
-                            repo.open_blob(&url, offset).await
-                        }));
+                        this.reopen();
                     }
                 },
                 StreamState::Reopening(fut) => match fut.as_mut().poll(cx) {
@@ -1109,6 +1217,8 @@ impl Stream for BlobStream {
                             this.offset
                         };
                         this.state = StreamState::Body(Box::pin(resp.bytes_stream()));
+                        let next = tokio::time::Instant::now() + this.stall;
+                        this.deadline.as_mut().reset(next);
                     }
                 },
             }

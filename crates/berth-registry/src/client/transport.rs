@@ -157,7 +157,9 @@ pub struct TransportConfig {
     pub certs_dirs: Vec<PathBuf>,
     pub user_agent: String,
     pub connect_timeout: Duration,
-    /// A response that sends nothing for this long is abandoned (stalled registry).
+    /// A download that receives nothing, or an upload whose body does not move, for this long
+    /// is abandoned (a stalled registry). Not a whole-request limit: big blobs take as long
+    /// as they take.
     pub stall_timeout: Duration,
     /// Whole-request limit for small requests (pings, manifests, tokens).
     pub request_timeout: Duration,
@@ -250,7 +252,6 @@ impl Clients {
         reqwest::Client::builder()
             .user_agent(self.cfg.user_agent.clone())
             .connect_timeout(self.cfg.connect_timeout)
-            .read_timeout(self.cfg.stall_timeout)
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_max_idle_per_host(8)
             .redirect(reqwest::redirect::Policy::limited(10))
