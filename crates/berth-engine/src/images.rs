@@ -57,25 +57,6 @@ fn wire_container_config(img: &Image) -> Option<ContainerConfig> {
         .and_then(|v| serde_json::from_value(v).ok())
 }
 
-/// Docker's progress text: `[=====>      ]  1.2MB/2.1MB`.
-pub(crate) fn progress_bar(current: u64, total: u64) -> String {
-    use berth_api::units::human_size;
-    if total == 0 {
-        return format!("{:>8}", human_size(current as f64));
-    }
-    let pct = ((current as f64 / total as f64 * 100.0) as usize / 2).min(50);
-    let bar = if pct == 50 {
-        format!("[{}>]", "=".repeat(50))
-    } else {
-        format!("[{}>{}]", "=".repeat(pct), " ".repeat(49 - pct))
-    };
-    format!(
-        "{bar} {:>8}/{}",
-        human_size(current as f64),
-        human_size(total as f64)
-    )
-}
-
 /// A `Write` that forwards chunks to an async channel (for streaming `save` from a blocking
 /// thread). A closed receiver (the client left) turns into a write error that stops the save.
 struct ChannelWriter {
@@ -587,7 +568,7 @@ impl Engine {
                                 total: *total as i64,
                                 ..Default::default()
                             }),
-                            progress: Some(progress_bar(*current, *total)),
+                            progress: Some(crate::distribution::progress_text(*current, *total)),
                             id: Some(id.clone()),
                             ..Default::default()
                         }
@@ -678,19 +659,6 @@ fn glob_match(p: &str, s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn progress_bars_like_docker() {
-        assert_eq!(
-            progress_bar(2048, 2048),
-            "[==================================================>]  2.048kB/2.048kB"
-        );
-        assert_eq!(
-            progress_bar(0, 100),
-            format!("[>{}]       0B/100B", " ".repeat(49))
-        );
-        assert_eq!(progress_bar(5, 0), "      5B");
-    }
 
     #[test]
     fn reference_filter_globs() {
