@@ -40,6 +40,8 @@ const WRITE_BUF: usize = 512 * 1024;
 const BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 /// Blobs are streamed in frames of this size (slices of the mapping: no copies).
 const READ_CHUNK: usize = 2 * 1024 * 1024;
+/// How long an unused blob map stays cached (see `zerocopy`).
+const MAP_CACHE_IDLE: Duration = Duration::from_secs(2);
 
 fn empty() -> Body {
     Empty::new().map_err(|never| match never {}).boxed()
@@ -161,9 +163,13 @@ impl Registry {
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(self.config.upload_sweep_interval);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut maps = tokio::time::interval(MAP_CACHE_IDLE / 2);
+            maps.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
-                tick.tick().await;
-                self.sweep().await;
+                tokio::select! {
+                    _ = tick.tick() => self.sweep().await,
+                    _ = maps.tick() => super::zerocopy::expire_maps(MAP_CACHE_IDLE),
+                }
             }
         })
     }
@@ -1713,28 +1719,24 @@ async fn read_limited(body: Incoming, limit: u64) -> Result<Bytes, ApiError> {
     }
 }
 
-/// The bytes of a blob, memory-mapped: served straight from the page cache with one copy
-/// (into the socket) and no read buffers, which keeps both throughput up and RSS down.
-/// Small blobs are simply read.
+/// The bytes of a blob, memory-mapped: on plain TCP they go out with sendfile(2) straight from
+/// the page cache (see `zerocopy`), otherwise with one copy from the map; no read buffers
+/// either way, which keeps both throughput up and RSS down. Small blobs are simply read.
 fn map_blob(path: &std::path::Path, size: u64) -> io::Result<Bytes> {
-    let file = std::fs::File::open(path)?;
-    let actual = file.metadata()?.len();
-    if actual != size {
-        return Err(io::Error::other(format!(
-            "blob {} changed size ({size} -> {actual})",
-            path.display()
-        )));
-    }
     if size <= 64 * 1024 {
+        let file = std::fs::File::open(path)?;
+        let actual = file.metadata()?.len();
+        if actual != size {
+            return Err(io::Error::other(format!(
+                "blob {} changed size ({size} -> {actual})",
+                path.display()
+            )));
+        }
         let mut v = Vec::with_capacity(size as usize);
         io::Read::read_to_end(&mut io::Read::take(file, size), &mut v)?;
         return Ok(Bytes::from(v));
     }
-    // SAFETY: mmap(2) of a read-only file descriptor. Blobs are immutable once renamed into
-    // the store (never written or truncated in place; gc only unlinks, which keeps the mapping
-    // valid), so the mapped bytes cannot change or vanish under the reader.
-    let map = unsafe { memmap2::MmapOptions::new().map(&file)? };
-    Ok(Bytes::from_owner(map))
+    super::zerocopy::cached_map(path, size)
 }
 
 /// Runs blocking storage work off the async threads.
