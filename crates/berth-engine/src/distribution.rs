@@ -438,6 +438,9 @@ impl Puller {
             // The image is here already: nothing to download (as dockerd).
             config_digest.clone()
         } else {
+            // Layers are committed without waiting for the disk; flush them once the pull
+            // is over, however it ends (see berth_image::pending).
+            let _flush = FlushPulledOnDrop(self.store.clone());
             self.pull_layers(&repo, r, &res, explicit_platform, tx)
                 .await?
         };
@@ -778,14 +781,27 @@ impl Puller {
         let parent = job.parent.clone();
         let diff_id = job.diff_id.clone();
         let applied = tokio::task::spawn_blocking(move || {
-            store
-                .layers()
-                .commit_staged(staged.staged, parent.as_ref(), Some(&diff_id))
+            store.commit_pulled_layer(staged.staged, parent.as_ref(), Some(&diff_id))
         })
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| image_error(e.into()).message)?;
         Ok(applied.meta.clone())
+    }
+}
+
+/// Flushes the store's pulled-but-unflushed data in the background when dropped.
+struct FlushPulledOnDrop(Arc<ImageStore>);
+
+impl Drop for FlushPulledOnDrop {
+    fn drop(&mut self) {
+        let store = self.0.clone();
+        match tokio::runtime::Handle::try_current() {
+            Ok(h) => {
+                h.spawn_blocking(move || store.flush_pending());
+            }
+            Err(_) => store.flush_pending(),
+        }
     }
 }
 

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 
 use crate::digest::{Algorithm, Digest, DigestWriter};
 use crate::fsutil::{self, fsync_dir, random_hex};
+use crate::pending::{Pending, Unflushed};
 
 /// Errors of the content store.
 #[derive(Debug, thiserror::Error)]
@@ -302,6 +303,28 @@ impl Ingest {
         expected: Option<&Digest>,
         expected_size: Option<u64>,
     ) -> Result<BlobInfo, CasError> {
+        self.commit_inner(store, expected, expected_size, None)
+    }
+
+    /// Like [`Ingest::commit`], but the blob becomes visible before its data is flushed:
+    /// `pending` records it first and flushes later (see [`crate::pending`]).
+    pub fn commit_deferred(
+        self,
+        store: &ContentStore,
+        expected: Option<&Digest>,
+        expected_size: Option<u64>,
+        pending: &Pending,
+    ) -> Result<BlobInfo, CasError> {
+        self.commit_inner(store, expected, expected_size, Some(pending))
+    }
+
+    fn commit_inner(
+        self,
+        store: &ContentStore,
+        expected: Option<&Digest>,
+        expected_size: Option<u64>,
+        pending: Option<&Pending>,
+    ) -> Result<BlobInfo, CasError> {
         let Ingest { path, w, guard } = self;
         let (digest, size, file) = w.finish();
         if let Some(want) = expected_size {
@@ -323,7 +346,19 @@ impl Ingest {
                 });
             }
         }
-        file.sync_all().map_err(fsutil::ctx("fsync", &path))?;
+        let deferred = match pending {
+            Some(p) if p.enabled() => match p.mark(&Unflushed::Blob(digest.clone())) {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::warn!(%digest, error = %e, "cannot defer the blob's flush");
+                    false
+                }
+            },
+            _ => false,
+        };
+        if !deferred {
+            file.sync_all().map_err(fsutil::ctx("fsync", &path))?;
+        }
         drop(file);
         store.commit(&path, &digest)?;
         guard.disarm();

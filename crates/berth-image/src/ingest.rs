@@ -98,7 +98,12 @@ impl ImageStore {
             .ingest
             .take()
             .ok_or_else(|| ImageError::Internal("blob ingest lost".into()))?;
-        let blob = ingest.commit(self.content(), Some(expect.digest), expect.size)?;
+        let blob = ingest.commit_deferred(
+            self.content(),
+            Some(expect.digest),
+            expect.size,
+            self.pending(),
+        )?;
         if let Some(want) = expect.diff_id {
             if *want != staged.stats.diff_id {
                 return Err(LayerError::DiffIdMismatch {

@@ -31,6 +31,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::digest::Digest;
 use crate::fsutil::{self, fsync_dir, random_hex, TempDir};
+use crate::pending::{Pending, Unflushed};
 use crate::reference::is_full_hex_id;
 use crate::tarapply::{self, ApplyError};
 
@@ -289,7 +290,7 @@ impl LayerStore {
             }
         }
         let staged = self.stage(r)?;
-        self.commit_checked(staged, parent, expected_diff_id)
+        self.commit_checked(staged, parent, expected_diff_id, None)
     }
 
     /// Extracts an uncompressed layer tar into a private staging directory (`.tmp-*`, removed
@@ -329,16 +330,40 @@ impl LayerStore {
             }
             None => None,
         };
-        self.commit_checked(staged, parent, expected_diff_id)
+        self.commit_checked(staged, parent, expected_diff_id, None)
     }
 
-    /// The second half of an apply: verify, write `meta.json`, flush, rename into place.
-    /// The caller holds a pin on `parent` (if any) and has checked that it exists.
+    /// Like [`LayerStore::commit_staged`], but the layer becomes visible before its data is
+    /// flushed: `pending` records it first and flushes later (see [`crate::pending`]).
+    pub fn commit_staged_deferred(
+        &self,
+        staged: StagedLayer,
+        parent: Option<&ChainId>,
+        expected_diff_id: Option<&DiffId>,
+        pending: &Pending,
+    ) -> Result<AppliedLayer, LayerError> {
+        let _parent_pin = match parent {
+            Some(p) => {
+                let pin = self.pin(p);
+                if !self.exists(p) {
+                    return Err(LayerError::ParentMissing(p.clone()));
+                }
+                Some(pin)
+            }
+            None => None,
+        };
+        self.commit_checked(staged, parent, expected_diff_id, Some(pending))
+    }
+
+    /// The second half of an apply: verify, write `meta.json`, flush (or record the deferred
+    /// flush in `pending`), rename into place. The caller holds a pin on `parent` (if any)
+    /// and has checked that it exists.
     fn commit_checked(
         &self,
         staged: StagedLayer,
         parent: Option<&ChainId>,
         expected_diff_id: Option<&DiffId>,
+        pending: Option<&Pending>,
     ) -> Result<AppliedLayer, LayerError> {
         let StagedLayer { tmp, stats } = staged;
         if let Some(want) = expected_diff_id {
@@ -364,10 +389,23 @@ impl LayerStore {
         })?;
         fsutil::write_atomic(tmp.path(), "meta.json", &bytes)
             .map_err(fsutil::ctx("write", &tmp.path().join("meta.json")))?;
-        // One syncfs instead of an fsync per extracted file: the layer must be complete on
-        // disk before the rename makes it visible.
-        if let Ok(f) = fs::File::open(tmp.path()) {
-            let _ = rustix::fs::syncfs(&f);
+        // The layer must be complete on disk before the rename makes it visible — or be
+        // recorded as not yet flushed, so that a machine crash before the flush removes it.
+        let deferred = match pending {
+            Some(p) if p.enabled() => match p.mark(&Unflushed::Layer(c.clone())) {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::warn!(chain_id = %c, error = %e, "cannot defer the layer's flush");
+                    false
+                }
+            },
+            _ => false,
+        };
+        if !deferred {
+            // One syncfs instead of an fsync per extracted file.
+            if let Ok(f) = fs::File::open(tmp.path()) {
+                let _ = rustix::fs::syncfs(&f);
+            }
         }
         let dst = self.dir(&c);
         match rustix::fs::renameat_with(
@@ -493,6 +531,12 @@ impl LayerStore {
         f();
         drop(pins);
         true
+    }
+
+    /// Removes a layer whose data may not have reached the disk (see `pending`), unless it is
+    /// pinned. Returns whether it was there.
+    pub fn remove_unflushed(&self, c: &ChainId) -> Result<bool, LayerError> {
+        self.remove_unpinned(c)
     }
 
     /// Deletes a layer unless pinned: renamed to `.trash-*` under the pin lock (so no apply

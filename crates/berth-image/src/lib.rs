@@ -46,6 +46,7 @@ pub mod error;
 pub mod fsutil;
 pub mod ingest;
 pub mod layer;
+pub mod pending;
 pub mod reference;
 pub mod rwlayer;
 pub mod store;

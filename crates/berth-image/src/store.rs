@@ -33,7 +33,10 @@ use crate::digest::Digest;
 use crate::distmeta::{DistIndex, LayerBlob};
 use crate::error::ImageError;
 use crate::fsutil::{self, TempDir};
-use crate::layer::{chain_ids, AppliedLayer, ChainId, DiffId, LayerError, LayerPin, LayerStore};
+use crate::layer::{
+    chain_ids, AppliedLayer, ChainId, DiffId, LayerError, LayerPin, LayerStore, StagedLayer,
+};
+use crate::pending::Pending;
 use crate::reference::{is_full_hex_id, Reference};
 
 /// Docker's media type of an uncompressed layer in the legacy layout.
@@ -255,6 +258,8 @@ pub struct ImageStore {
     /// Compressed forms of layers and where they exist remotely (see `distmeta`). Lock
     /// order: `state` before `dist`.
     dist: std::sync::Mutex<DistIndex>,
+    /// Pulled layers and blobs not flushed yet (see `pending`).
+    pending: Pending,
 }
 
 fn records_dir(root: &Path) -> PathBuf {
@@ -267,6 +272,11 @@ impl ImageStore {
     pub fn open(data_root: &Path) -> Result<ImageStore, ImageError> {
         let cas = ContentStore::open(data_root)?;
         let layers = LayerStore::open(data_root)?;
+        let pending = Pending::open(data_root)
+            .map_err(fsutil::ctx("open", &data_root.join("pending-sync")))?;
+        let recovery = pending
+            .recover(&cas, &layers)
+            .map_err(fsutil::ctx("recover", &data_root.join("pending-sync")))?;
         let tmp = data_root.join("tmp");
         fs::create_dir_all(&tmp).map_err(fsutil::ctx("create", &tmp))?;
         fsutil::empty_dir(&tmp).map_err(fsutil::ctx("clean", &tmp))?;
@@ -284,6 +294,13 @@ impl ImageStore {
             match load_record(&path, &cas, &layers) {
                 Ok(rec) => {
                     state.images.insert(rec.file.id.clone(), Arc::new(rec));
+                }
+                Err(_) if uses_lost_layer(&path, &recovery.lost_layers) => {
+                    tracing::warn!(
+                        record = %path.display(),
+                        "removing an image whose layer did not reach the disk before the machine went down; pull it again"
+                    );
+                    fs::remove_file(&path).map_err(fsutil::ctx("remove", &path))?;
                 }
                 Err(why) => {
                     damaged = true;
@@ -324,6 +341,7 @@ impl ImageStore {
             layers,
             state: RwLock::new(state),
             dist: std::sync::Mutex::new(DistIndex::load(&idir)),
+            pending,
         };
         if damaged {
             tracing::warn!("skipping garbage collection because some records could not be read");
@@ -331,6 +349,34 @@ impl ImageStore {
             store.gc()?;
         }
         Ok(store)
+    }
+
+    /// Makes a pulled, staged layer part of the store on top of `parent`; its data is
+    /// flushed later by [`ImageStore::flush_pending`] (see [`crate::pending`]).
+    pub fn commit_pulled_layer(
+        &self,
+        staged: StagedLayer,
+        parent: Option<&ChainId>,
+        expected_diff_id: Option<&DiffId>,
+    ) -> Result<AppliedLayer, LayerError> {
+        self.layers
+            .commit_staged_deferred(staged, parent, expected_diff_id, &self.pending)
+    }
+
+    /// Flushes pulled layers and blobs committed without a flush. Run after a pull, off the
+    /// request's path.
+    pub fn flush_pending(&self) {
+        match self.pending.flush() {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(items = n, "pulled data flushed"),
+            Err(e) => {
+                tracing::warn!(error = %e, "flushing pulled layers failed; retried after the next pull or restart")
+            }
+        }
+    }
+
+    pub(crate) fn pending(&self) -> &Pending {
+        &self.pending
     }
 
     /// The content store.
@@ -1045,6 +1091,20 @@ fn resolve_in(st: &State, s: &str) -> Result<Digest, ImageError> {
         }
     }
     Err(ImageError::NotFound(r.familiar()))
+}
+
+/// Whether the record at `path` names one of `lost` (layers removed by `Pending::recover`).
+fn uses_lost_layer(path: &Path, lost: &HashSet<ChainId>) -> bool {
+    if lost.is_empty() {
+        return false;
+    }
+    let Ok(bytes) = fs::read(path) else {
+        return false;
+    };
+    let Ok(file) = serde_json::from_slice::<RecordFile>(&bytes) else {
+        return false;
+    };
+    file.layers.iter().any(|l| lost.contains(&l.chain_id))
 }
 
 fn load_record(path: &Path, cas: &ContentStore, layers: &LayerStore) -> Result<Record, String> {

@@ -7,6 +7,7 @@ mod common;
 mod registry_util;
 
 use std::process::Command;
+use std::time::Duration;
 
 use berth_registry::client::{Access, ClientConfig, Credentials, RegistryClient};
 use bytes::Bytes;
@@ -419,4 +420,91 @@ fn layers_digests_all_tags_and_distribution_inspect() {
     let o = e.docker(["pull", &img]).ok();
     assert!(o.contains(": Waiting"), "{o}");
     assert_eq!(o.matches("Pull complete").count(), 3, "{o}");
+}
+
+/// The markers of pulled data not yet flushed (`<data-root>/pending-sync`).
+fn pending_markers(d: &Daemon) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(d.data_root.join("pending-sync"))
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| !n.starts_with('.'))
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+#[test]
+fn pulled_layers_are_flushed_after_the_pull_and_dropped_only_after_a_machine_crash() {
+    let reg = DockerRegistry::start(&[]);
+    let a = reg.addr();
+    let archive = busybox_tar().to_str().unwrap().to_string();
+    let img = format!("{a}/durable/busybox:1");
+    skopeo([
+        "copy",
+        "--dest-tls-verify=false",
+        &format!("docker-archive:{archive}"),
+        &format!("docker://{img}"),
+    ])
+    .ok();
+    let mut d = Daemon::start();
+    d.docker(["pull", &img]).ok();
+    // The pull returned before its layer was flushed; the flush follows in the background.
+    let flushed = wait_for(Duration::from_secs(20), || {
+        pending_markers(&d).is_empty().then_some(())
+    });
+    assert!(flushed.is_some(), "markers left: {:?}", pending_markers(&d));
+    let layer = d
+        .docker([
+            "image",
+            "inspect",
+            "--format",
+            "{{index .RootFS.Layers 0}}",
+            &img,
+        ])
+        .ok();
+    let layer_hex = layer.trim().strip_prefix("sha256:").unwrap().to_string();
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
+    let mark = |d: &Daemon, boot: &str| {
+        std::fs::write(
+            d.data_root
+                .join("pending-sync")
+                .join(format!("layer-sha256-{layer_hex}")),
+            boot,
+        )
+        .unwrap();
+    };
+
+    // The daemon dies with the layer unflushed, the machine keeps running: the page cache
+    // still holds everything, so the image stays and the marker is settled.
+    d.kill9();
+    mark(&d, boot.trim());
+    d.start_again();
+    assert!(pending_markers(&d).is_empty(), "{:?}", pending_markers(&d));
+    let o = d.docker(["run", "--rm", &img, "echo", "still here"]);
+    assert_eq!(o.stdout.trim(), "still here", "{}", all(&o));
+
+    // The machine went down before the flush (the marker is from another boot): the layer
+    // may be incomplete, so it and the image using it are removed, and the store loads.
+    d.kill9();
+    mark(&d, "00000000-0000-0000-0000-000000000000");
+    d.start_again();
+    assert!(pending_markers(&d).is_empty(), "{:?}", pending_markers(&d));
+    assert!(
+        !d.data_root.join("overlay2").join(&layer_hex).exists(),
+        "the unflushed layer is gone"
+    );
+    let o = d.docker(["image", "inspect", &img]);
+    assert_ne!(o.status, 0, "the image is gone: {}", all(&o));
+    assert!(
+        d.log_text().contains("did not reach the disk"),
+        "the log says why: {}",
+        d.log_text()
+    );
+    // ... and comes back with the next pull.
+    let o = d.docker(["run", "--rm", &img, "echo", "pulled again"]);
+    assert_eq!(o.stdout.trim(), "pulled again", "{}", all(&o));
+    assert!(o.stderr.contains("Unable to find image"), "{}", all(&o));
 }
