@@ -119,7 +119,11 @@ impl Pending {
             .boot
             .as_deref()
             .ok_or_else(|| io::Error::other("boot ID unknown: flushes cannot be deferred"))?;
-        fsutil::write_atomic(&self.dir, &item.marker_name(), boot.as_bytes())
+        // A nonce after the boot ID: a flush removes a marker only if it is unchanged, so a
+        // marker rewritten for the same item while the flush ran (removed and pulled again)
+        // is kept for the next flush.
+        let content = format!("{boot} {}", fsutil::random_hex(8));
+        fsutil::write_atomic(&self.dir, &item.marker_name(), content.as_bytes())
     }
 
     fn markers(&self) -> io::Result<Vec<(String, Option<Unflushed>)>> {
@@ -138,14 +142,25 @@ impl Pending {
     /// Flushes the data root's file system and clears the markers written before the flush
     /// started. Returns how many were cleared.
     pub fn flush(&self) -> io::Result<usize> {
-        let names = self.markers()?;
+        let names: Vec<(String, Vec<u8>)> = self
+            .markers()?
+            .into_iter()
+            .filter_map(|(name, _)| {
+                let content = fs::read(self.dir.join(&name)).ok()?;
+                Some((name, content))
+            })
+            .collect();
         if names.is_empty() {
             return Ok(0);
         }
         let root = fs::File::open(&self.data_root)?;
         rustix::fs::syncfs(&root)?;
-        for (name, _) in &names {
-            match fs::remove_file(self.dir.join(name)) {
+        for (name, content) in &names {
+            let path = self.dir.join(name);
+            if fs::read(&path).ok().as_ref() != Some(content) {
+                continue; // rewritten meanwhile: covered by the next flush
+            }
+            match fs::remove_file(&path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => return Err(e),
@@ -163,8 +178,9 @@ impl Pending {
         let mut same_boot = false;
         for (name, item) in self.markers()? {
             let path = self.dir.join(&name);
-            let boot = fs::read_to_string(&path).unwrap_or_default();
-            let intact = self.boot.is_some() && self.boot.as_deref() == Some(boot.trim());
+            let content = fs::read_to_string(&path).unwrap_or_default();
+            let boot = content.split_whitespace().next().unwrap_or_default();
+            let intact = self.boot.is_some() && self.boot.as_deref() == Some(boot);
             if intact {
                 same_boot = true;
                 continue;
