@@ -235,6 +235,18 @@ impl LayerStore {
         pin(&self.pins, c)
     }
 
+    /// Pins `parent` (when there is one) for the length of an apply; it must be present.
+    fn pin_parent(&self, parent: Option<&ChainId>) -> Result<Option<LayerPin>, LayerError> {
+        let Some(p) = parent else {
+            return Ok(None);
+        };
+        let pin = self.pin(p);
+        if !self.exists(p) {
+            return Err(LayerError::ParentMissing(p.clone()));
+        }
+        Ok(Some(pin))
+    }
+
     /// Reads a layer's metadata.
     pub fn meta(&self, c: &ChainId) -> Result<LayerMeta, LayerError> {
         let p = self.dir(c).join("meta.json");
@@ -267,16 +279,7 @@ impl LayerStore {
         r: &mut dyn Read,
         expected_diff_id: Option<&DiffId>,
     ) -> Result<AppliedLayer, LayerError> {
-        let _parent_pin = match parent {
-            Some(p) => {
-                let pin = self.pin(p);
-                if !self.exists(p) {
-                    return Err(LayerError::ParentMissing(p.clone()));
-                }
-                Some(pin)
-            }
-            None => None,
-        };
+        let _parent_pin = self.pin_parent(parent)?;
         if let Some(d) = expected_diff_id {
             let c = chain_id(parent, d);
             let pin = self.pin(&c);
@@ -320,16 +323,7 @@ impl LayerStore {
         parent: Option<&ChainId>,
         expected_diff_id: Option<&DiffId>,
     ) -> Result<AppliedLayer, LayerError> {
-        let _parent_pin = match parent {
-            Some(p) => {
-                let pin = self.pin(p);
-                if !self.exists(p) {
-                    return Err(LayerError::ParentMissing(p.clone()));
-                }
-                Some(pin)
-            }
-            None => None,
-        };
+        let _parent_pin = self.pin_parent(parent)?;
         self.commit_checked(staged, parent, expected_diff_id, None)
     }
 
@@ -342,16 +336,7 @@ impl LayerStore {
         expected_diff_id: Option<&DiffId>,
         pending: &Pending,
     ) -> Result<AppliedLayer, LayerError> {
-        let _parent_pin = match parent {
-            Some(p) => {
-                let pin = self.pin(p);
-                if !self.exists(p) {
-                    return Err(LayerError::ParentMissing(p.clone()));
-                }
-                Some(pin)
-            }
-            None => None,
-        };
+        let _parent_pin = self.pin_parent(parent)?;
         self.commit_checked(staged, parent, expected_diff_id, Some(pending))
     }
 

@@ -258,12 +258,7 @@ mod tests {
 
     #[test]
     fn flush_clears_markers_and_recover_keeps_current_boot_work() {
-        let dir = tempfile::tempdir().unwrap();
-        let cas = ContentStore::open(dir.path()).unwrap();
-        let layers = LayerStore::open(dir.path()).unwrap();
-        let p = Pending::with_boot(dir.path(), Some("boot-a")).unwrap();
-        let applied = layers.apply(None, &mut &tiny_tar()[..], None).unwrap();
-        let c = applied.meta.chain_id.clone();
+        let (dir, cas, layers, p, c) = fixture();
         p.mark(&Unflushed::Layer(c.clone())).unwrap();
         assert_eq!(p.markers().unwrap().len(), 1);
         // The daemon died and came back in the same boot: nothing is lost.
@@ -280,13 +275,7 @@ mod tests {
 
     #[test]
     fn recover_after_a_reboot_drops_unflushed_layers_and_bad_blobs() {
-        let dir = tempfile::tempdir().unwrap();
-        let cas = ContentStore::open(dir.path()).unwrap();
-        let layers = LayerStore::open(dir.path()).unwrap();
-        let p = Pending::with_boot(dir.path(), Some("boot-a")).unwrap();
-        let applied = layers.apply(None, &mut &tiny_tar()[..], None).unwrap();
-        let c = applied.meta.chain_id.clone();
-        drop(applied);
+        let (dir, cas, layers, p, c) = fixture();
         let good = cas.put_bytes(b"good blob").unwrap();
         let bad = cas.put_bytes(b"bad blob").unwrap();
         // A blob whose bytes did not all reach the disk.
@@ -313,6 +302,27 @@ mod tests {
         assert!(cas.exists(&good));
         assert!(!cas.exists(&bad));
         assert!(p.markers().unwrap().is_empty());
+    }
+
+    /// A store with one layer, and a journal of boot "boot-a".
+    fn fixture() -> (
+        tempfile::TempDir,
+        ContentStore,
+        LayerStore,
+        Pending,
+        ChainId,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let cas = ContentStore::open(dir.path()).unwrap();
+        let layers = LayerStore::open(dir.path()).unwrap();
+        let p = Pending::with_boot(dir.path(), Some("boot-a")).unwrap();
+        let c = layers
+            .apply(None, &mut &tiny_tar()[..], None)
+            .unwrap()
+            .meta
+            .chain_id
+            .clone();
+        (dir, cas, layers, p, c)
     }
 
     fn tiny_tar() -> Vec<u8> {
