@@ -14,6 +14,7 @@ pub mod backend;
 pub mod client;
 mod error;
 pub mod filters;
+pub mod gotime;
 mod hijack;
 pub mod query;
 pub mod server;

@@ -30,6 +30,32 @@ impl Backend for Daemon {
         async move { e.system_info() }
     }
 
+    fn system_df(
+        &self,
+        _ctx: RequestContext,
+    ) -> impl Future<Output = Result<SystemDf, ApiError>> + Send {
+        let e = self.0.clone();
+        async move { e.system_df().await }
+    }
+
+    fn container_prune(
+        &self,
+        _ctx: RequestContext,
+        filters: Filters,
+    ) -> impl Future<Output = Result<ContainersPruneReport, ApiError>> + Send {
+        let e = self.0.clone();
+        async move { e.containers_prune(filters).await }
+    }
+
+    fn image_prune(
+        &self,
+        _ctx: RequestContext,
+        filters: Filters,
+    ) -> impl Future<Output = Result<ImagesPruneReport, ApiError>> + Send {
+        let e = self.0.clone();
+        async move { e.images_prune(filters).await }
+    }
+
     fn events(
         &self,
         _ctx: RequestContext,

@@ -35,12 +35,12 @@ pub(crate) fn api_err(e: ImageError) -> ApiError {
     ApiError::new(status, e.to_string())
 }
 
-fn join_err(e: tokio::task::JoinError) -> ApiError {
+pub(crate) fn join_err(e: tokio::task::JoinError) -> ApiError {
     ApiError::internal(format!("internal error: {e}"))
 }
 
 /// The image's container config in wire form.
-fn wire_config(img: &Image) -> ContainerConfig {
+pub(crate) fn wire_config(img: &Image) -> ContainerConfig {
     img.config
         .config
         .as_ref()
@@ -261,6 +261,7 @@ impl Engine {
         };
         let before = point("before")?;
         let since = point("since")?;
+        let until = crate::prune::until(&o.filters)?;
         let all = self.images.list();
         // Parents of other images are intermediate layers, hidden without -a when untagged.
         let parents: std::collections::HashSet<Digest> =
@@ -284,6 +285,7 @@ impl Engine {
             }
             if before.is_some_and(|b| img.created_unix() >= b)
                 || since.is_some_and(|s| img.created_unix() <= s)
+                || until.is_some_and(|u| img.created_unix() >= u)
             {
                 continue;
             }

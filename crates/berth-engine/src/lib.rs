@@ -20,6 +20,7 @@ mod images;
 mod inspect;
 mod lifecycle;
 mod logs;
+mod prune;
 mod shimexe;
 mod start;
 mod system;

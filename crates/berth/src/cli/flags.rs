@@ -12,6 +12,8 @@
 
 use std::fmt::Write as _;
 
+pub use berth_api::gotime::go_quote;
+
 use super::{CliError, CliResult};
 
 /// How a flag takes values.
@@ -547,49 +549,6 @@ fn strconv_error(func: &str, value: &str, e: &std::num::ParseIntError) -> String
         _ => "invalid syntax",
     };
     format!("strconv.{func}: parsing {}: {why}", go_quote(value))
-}
-
-/// Go's `strconv.Quote` (`%q`): double quotes, Go escapes for control characters.
-pub fn go_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{7}' => out.push_str("\\a"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '\u{b}' => out.push_str("\\v"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                let _ = write!(out, "\\x{:02x}", c as u32);
-            }
-            c if is_go_printable(c) => out.push(c),
-            c if (c as u32) < 0x10000 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => {
-                let _ = write!(out, "\\U{:08x}", c as u32);
-            }
-        }
-    }
-    out.push('"');
-    out
-}
-
-/// An approximation of Go's `unicode.IsPrint` for characters above ASCII: everything but
-/// control, format and separator characters other than the plain space.
-fn is_go_printable(c: char) -> bool {
-    let u = c as u32;
-    if u < 0x80 {
-        return (0x20..0x7f).contains(&u);
-    }
-    !(c.is_control()
-        || matches!(u, 0x00a0 | 0x00ad | 0x2000..=0x200f | 0x2028..=0x202f | 0x205f..=0x206f | 0x3000 | 0xfeff)
-        || (0xfff9..=0xfffb).contains(&u))
 }
 
 /// Width used to wrap flag help: Docker uses the terminal width of stdin minus one, 80 if none.

@@ -18,6 +18,7 @@ mod image;
 mod inspect;
 mod opts;
 mod progress;
+mod prune;
 mod run;
 mod stream;
 mod system;
@@ -381,6 +382,9 @@ pub enum Verb {
     Events,
     Login,
     Logout,
+    ContainerPrune,
+    ImagePrune,
+    SystemDf,
 }
 
 const TOP_VERBS: &[(&str, Verb)] = &[
@@ -430,6 +434,7 @@ const CONTAINER_VERBS: &[(&str, Verb)] = &[
     ("ps", Verb::Ps),
     ("pause", Verb::Pause),
     ("port", Verb::Port),
+    ("prune", Verb::ContainerPrune),
     ("rename", Verb::Rename),
     ("restart", Verb::Restart),
     ("rm", Verb::Rm),
@@ -449,6 +454,7 @@ const IMAGE_VERBS: &[(&str, Verb)] = &[
     ("load", Verb::Load),
     ("ls", Verb::Images),
     ("list", Verb::Images),
+    ("prune", Verb::ImagePrune),
     ("pull", Verb::Pull),
     ("push", Verb::Push),
     ("rm", Verb::Rmi),
@@ -457,7 +463,11 @@ const IMAGE_VERBS: &[(&str, Verb)] = &[
     ("tag", Verb::Tag),
 ];
 
-const SYSTEM_VERBS: &[(&str, Verb)] = &[("events", Verb::Events), ("info", Verb::Info)];
+const SYSTEM_VERBS: &[(&str, Verb)] = &[
+    ("df", Verb::SystemDf),
+    ("events", Verb::Events),
+    ("info", Verb::Info),
+];
 
 impl Verb {
     /// The one-line description (also used in the command lists of the help).
@@ -499,6 +509,9 @@ impl Verb {
             Verb::Events => "Get real time events from the server",
             Verb::Login => "Authenticate to a registry.\nDefaults to Docker Hub if no server is specified.",
             Verb::Logout => "Log out from a registry.\nIf no server is specified, the default is defined by the daemon.",
+            Verb::ContainerPrune => "Remove all stopped containers",
+            Verb::ImagePrune => "Remove unused images",
+            Verb::SystemDf => "Show berth disk usage",
         }
     }
 
@@ -544,6 +557,7 @@ impl Verb {
             Verb::Version | Verb::Info | Verb::Events | Verb::Login | Verb::Logout => {
                 system::spec(self, path)
             }
+            Verb::ContainerPrune | Verb::ImagePrune | Verb::SystemDf => prune::spec(self, path),
             _ => container::spec(self, path),
         };
         let spec = Spec {
@@ -580,6 +594,9 @@ impl Verb {
             | Verb::Push => image::run(ctx, self, m).await,
             Verb::Version | Verb::Info | Verb::Events | Verb::Login | Verb::Logout => {
                 system::run(ctx, self, m).await
+            }
+            Verb::ContainerPrune | Verb::ImagePrune | Verb::SystemDf => {
+                prune::run(ctx, self, m).await
             }
             _ => container::run(ctx, self, m).await,
         }

@@ -53,6 +53,7 @@ pub fn busybox_rootfs_tar() -> PathBuf {
 }
 
 /// Output of a command, with helpers for assertions.
+#[derive(Debug)]
 pub struct Out {
     pub status: i32,
     pub stdout: String,

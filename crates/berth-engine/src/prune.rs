@@ -1,0 +1,273 @@
+//! `POST /containers/prune`, `POST /images/prune` and `GET /system/df`, as dockerd does them,
+//! and the `until` filter they share with `GET /images/json`.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use berth_api::filters::Filters;
+use berth_api::gotime::parse_timestamp;
+use berth_api::models::{ContainersPruneReport, ImagesPruneReport, SystemDf};
+use berth_api::{ApiError, ContainerListOptions, ImageDeleteOptions, ImageListOptions};
+
+use crate::images::{join_err, wire_config};
+use crate::Engine;
+
+/// The `until` filter of the prune endpoints (moby's `getUntilFromPruneFilters`): one value,
+/// a Go duration before now, an RFC 3339 time or a Unix timestamp.
+pub(crate) fn until(f: &Filters) -> Result<Option<i64>, ApiError> {
+    let values = f.get("until");
+    match values.as_slice() {
+        [] => Ok(None),
+        [v] => parse_timestamp(v, chrono::Utc::now())
+            .map(|t| Some(t.timestamp()))
+            .map_err(ApiError::bad_request),
+        _ => Err(ApiError::bad_request(
+            "more than one until filter specified",
+        )),
+    }
+}
+
+/// moby's `matchLabels`: every `label` must match and no `label!` may.
+fn labels_match(f: &Filters, labels: &BTreeMap<String, String>) -> bool {
+    if !f.match_kv_list("label", labels) {
+        return false;
+    }
+    !(f.contains("label!") && f.match_kv_list("label!", labels))
+}
+
+impl Engine {
+    /// Removes every container that is not running (created, exited or dead).
+    pub(crate) async fn containers_prune(
+        &self,
+        filters: Filters,
+    ) -> Result<ContainersPruneReport, ApiError> {
+        filters.validate(&["until", "label", "label!"])?;
+        let until = until(&filters)?;
+        let mut report = ContainersPruneReport::default();
+        let mut deleted = Vec::new();
+        for c in self.all_containers() {
+            let (candidate, record) = c.with(|r| {
+                let labels = r.config.labels.clone().unwrap_or_default();
+                let ok = !r.state.status.is_running()
+                    && until.is_none_or(|u| r.created.timestamp() < u)
+                    && labels_match(&filters, &labels);
+                (ok, r.clone())
+            });
+            if !candidate {
+                continue;
+            }
+            let (rw, _) = self.container_sizes(&record).await;
+            match self.remove_container(&c, false).await {
+                Ok(()) => {
+                    report.space_reclaimed += rw.max(0) as u64;
+                    deleted.push(c.id.clone());
+                }
+                // Started or removed meanwhile: not pruned, as dockerd.
+                Err(e) => tracing::debug!(id = %c.id, "prune: not removed: {}", e.message),
+            }
+        }
+        report.containers_deleted = (!deleted.is_empty()).then_some(deleted);
+        let mut attrs = BTreeMap::new();
+        attrs.insert("reclaimed".to_string(), report.space_reclaimed.to_string());
+        self.events.emit("container", "prune", "", attrs);
+        Ok(report)
+    }
+
+    /// Removes unused images: untagged ones (`dangling=true`, the default) or every image no
+    /// container uses (`dangling=false`, `docker image prune -a`).
+    pub(crate) async fn images_prune(
+        &self,
+        filters: Filters,
+    ) -> Result<ImagesPruneReport, ApiError> {
+        filters.validate(&["dangling", "until", "label", "label!"])?;
+        let dangling_only = filters.bool_value("dangling")?.unwrap_or(true);
+        let until = until(&filters)?;
+        let used: HashSet<String> = self
+            .all_containers()
+            .iter()
+            .map(|c| c.with(|r| r.image_id.clone()))
+            .collect();
+        let all = self.images.list();
+        // Images that are the parent of another image stay (their layers are in use).
+        let parents: HashSet<String> = all
+            .iter()
+            .filter_map(|i| i.parent.as_ref().map(|p| p.to_string()))
+            .collect();
+        let layers_before = self.layers_size().await;
+        let mut items = Vec::new();
+        for img in &all {
+            let id = img.id.to_string();
+            let tags = img.familiar_tags();
+            if used.contains(&id)
+                || (dangling_only && !tags.is_empty())
+                || parents.contains(&id)
+                || until.is_some_and(|u| img.created_unix() >= u)
+            {
+                continue;
+            }
+            let labels = wire_config(img).labels.unwrap_or_default();
+            if !labels_match(&filters, &labels) {
+                continue;
+            }
+            // Every reference first (an image in several repositories cannot be deleted by ID
+            // without force), then the image.
+            let opts = ImageDeleteOptions {
+                force: false,
+                noprune: false,
+            };
+            let mut refs = tags.clone();
+            refs.extend(img.familiar_digests());
+            for r in refs {
+                match self.image_delete(&r, opts).await {
+                    Ok(mut v) => items.append(&mut v),
+                    Err(e) => tracing::debug!(image = %r, "prune: {}", e.message),
+                }
+            }
+            if self.images.resolve(&id).is_ok() {
+                match self.image_delete(&id, opts).await {
+                    Ok(mut v) => items.append(&mut v),
+                    Err(e) => tracing::debug!(image = %id, "prune: {}", e.message),
+                }
+            }
+        }
+        let layers_after = self.layers_size().await;
+        let report = ImagesPruneReport {
+            images_deleted: (!items.is_empty()).then_some(items),
+            space_reclaimed: layers_before.saturating_sub(layers_after),
+        };
+        let mut attrs = BTreeMap::new();
+        attrs.insert("reclaimed".to_string(), report.space_reclaimed.to_string());
+        self.events.emit("image", "prune", "", attrs);
+        Ok(report)
+    }
+
+    /// The bytes held by all layer snapshots.
+    async fn layers_size(&self) -> u64 {
+        let store = self.images.clone();
+        tokio::task::spawn_blocking(move || {
+            let layers = store.layers();
+            layers
+                .list()
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|c| layers.meta(c).ok())
+                .map(|m| m.size)
+                .sum()
+        })
+        .await
+        .unwrap_or(0)
+    }
+
+    /// `GET /system/df`: images (with how many containers use each and the bytes they share
+    /// with other images), containers (with their writable layer's size) and all layers.
+    pub(crate) async fn system_df(&self) -> Result<SystemDf, ApiError> {
+        let mut images = self
+            .image_list(ImageListOptions {
+                all: false,
+                filters: Filters::new(),
+                ..Default::default()
+            })
+            .await?;
+        let mut containers = self
+            .list_containers(ContainerListOptions {
+                all: true,
+                size: true,
+                ..Default::default()
+            })
+            .await?;
+        // Per image: its layers; per layer: how many images hold it.
+        let store = self.images.clone();
+        let ids: Vec<String> = images.iter().map(|i| i.id.clone()).collect();
+        let layer_info = tokio::task::spawn_blocking(move || {
+            let mut per_image: HashMap<String, Vec<(String, u64)>> = HashMap::new();
+            for id in ids {
+                if let Ok(img) = store.resolve(&id) {
+                    let ls = img
+                        .layers
+                        .iter()
+                        .map(|l| (l.chain_id.to_string(), l.size))
+                        .collect();
+                    per_image.insert(id, ls);
+                }
+            }
+            per_image
+        })
+        .await
+        .map_err(join_err)?;
+        let mut holders: HashMap<&str, usize> = HashMap::new();
+        for ls in layer_info.values() {
+            for (c, _) in ls {
+                *holders.entry(c.as_str()).or_default() += 1;
+            }
+        }
+        let mut users: HashMap<String, i64> = HashMap::new();
+        for c in &containers {
+            *users.entry(c.image_id.clone()).or_default() += 1;
+        }
+        for img in &mut images {
+            img.containers = users.get(&img.id).copied().unwrap_or(0);
+            img.shared_size = layer_info
+                .get(&img.id)
+                .map(|ls| {
+                    ls.iter()
+                        .filter(|(c, _)| holders.get(c.as_str()).copied().unwrap_or(0) > 1)
+                        .map(|(_, s)| *s as i64)
+                        .sum()
+                })
+                .unwrap_or(0);
+        }
+        for c in &mut containers {
+            c.size_root_fs = c.size_root_fs.or(Some(0));
+            c.size_rw = c.size_rw.or(Some(0));
+        }
+        Ok(SystemDf {
+            layers_size: self.layers_size().await as i64,
+            images: Some(images),
+            containers: Some(containers),
+            volumes: Some(Vec::new()),
+            build_cache: Some(Vec::new()),
+            builder_size: 0,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn f(pairs: &[(&str, &str)]) -> Filters {
+        let mut f = Filters::new();
+        for (k, v) in pairs {
+            f.add(*k, *v);
+        }
+        f
+    }
+
+    #[test]
+    fn label_filters_follow_moby() {
+        let mut labels = BTreeMap::new();
+        labels.insert("env".to_string(), "ci".to_string());
+        assert!(labels_match(&f(&[]), &labels));
+        assert!(labels_match(&f(&[("label", "env")]), &labels));
+        assert!(labels_match(&f(&[("label", "env=ci")]), &labels));
+        assert!(!labels_match(&f(&[("label", "env=prod")]), &labels));
+        assert!(!labels_match(&f(&[("label!", "env")]), &labels));
+        assert!(labels_match(&f(&[("label!", "env=prod")]), &labels));
+        assert!(labels_match(&f(&[("label!", "other")]), &labels));
+    }
+
+    #[test]
+    fn until_takes_one_time_or_duration() {
+        assert_eq!(until(&f(&[])).unwrap(), None);
+        assert_eq!(
+            until(&f(&[("until", "1700000000")])).unwrap(),
+            Some(1_700_000_000)
+        );
+        let now = chrono::Utc::now().timestamp();
+        let t = until(&f(&[("until", "1h")])).unwrap().unwrap();
+        assert!((now - 3600 - t).abs() <= 2, "{t} vs {now}");
+        let e = until(&f(&[("until", "soon")])).unwrap_err();
+        assert_eq!(e.status.as_u16(), 400);
+        assert!(e.message.contains("soon"), "{}", e.message);
+        assert!(until(&f(&[("until", "1h"), ("until", "2h")])).is_err());
+    }
+}

@@ -1,0 +1,289 @@
+//! `container prune`, `image prune` and `system df`.
+
+use std::io::{BufRead, Write};
+
+use berth_api::models::{ContainerSummary, ImageSummary, SystemDf};
+
+use super::container::{format_flag, parse_filters};
+use super::flags::{Flag, Matches, NArgs, Spec};
+use super::format::{self, template::string_map, Listing, Row};
+use super::units::human_size;
+use super::{CliError, CliResult, Ctx, Verb};
+
+pub fn spec(verb: Verb, path: &str) -> Spec {
+    let filter = || {
+        Flag::list(
+            "filter",
+            "filter",
+            "Provide filter values (e.g. \"until=<timestamp>\")",
+        )
+    };
+    let force = || Flag::bool("force", "Do not prompt for confirmation").short('f');
+    match verb {
+        Verb::ContainerPrune => {
+            super::spec(path, "[OPTIONS]", NArgs::Exact(0), vec![filter(), force()])
+        }
+        Verb::ImagePrune => super::spec(
+            path,
+            "[OPTIONS]",
+            NArgs::Exact(0),
+            vec![
+                Flag::bool("all", "Remove all unused images, not just dangling ones").short('a'),
+                filter(),
+                force(),
+            ],
+        ),
+        _ => super::spec(
+            path,
+            "[OPTIONS]",
+            NArgs::Exact(0),
+            vec![
+                format_flag(),
+                Flag::bool("verbose", "Show detailed information on space usage").short('v'),
+            ],
+        ),
+    }
+}
+
+pub async fn run(ctx: &Ctx, verb: Verb, m: Matches) -> CliResult<()> {
+    match verb {
+        Verb::ContainerPrune => container_prune(ctx, m).await,
+        Verb::ImagePrune => image_prune(ctx, m).await,
+        _ => system_df(ctx, m).await,
+    }
+}
+
+/// Docker's `PromptForConfirmation`: the warning and `[y/N]` on stdout, one line from stdin.
+fn confirm(warning: &str) -> CliResult<bool> {
+    let mut out = std::io::stdout();
+    let _ = write!(out, "{warning}\nAre you sure you want to continue? [y/N] ");
+    let _ = out.flush();
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| CliError::msg(format!("berth: reading the answer: {e}")))?;
+    Ok(matches!(line.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
+}
+
+async fn container_prune(ctx: &Ctx, m: Matches) -> CliResult<()> {
+    if !m.flag("force") && !confirm("WARNING! This will remove all stopped containers.")? {
+        return Ok(());
+    }
+    let report = ctx
+        .client()?
+        .container_prune(&parse_filters(&m.list("filter")))
+        .await?;
+    let mut out = String::new();
+    if let Some(ids) = report.containers_deleted.filter(|v| !v.is_empty()) {
+        out.push_str("Deleted Containers:\n");
+        for id in ids {
+            out.push_str(&id);
+            out.push('\n');
+        }
+        out.push('\n');
+    }
+    out.push_str(&format!(
+        "Total reclaimed space: {}\n",
+        human_size(report.space_reclaimed as f64)
+    ));
+    super::print_out(&out)
+}
+
+async fn image_prune(ctx: &Ctx, m: Matches) -> CliResult<()> {
+    let all = m.flag("all");
+    let warning = if all {
+        "WARNING! This will remove all images without at least one container associated to them."
+    } else {
+        "WARNING! This will remove all dangling images."
+    };
+    if !m.flag("force") && !confirm(warning)? {
+        return Ok(());
+    }
+    let mut filters = parse_filters(&m.list("filter"));
+    // As Docker's CLI: dangling=true unless --all (an explicit dangling filter wins).
+    if !filters.contains("dangling") {
+        filters.add("dangling", if all { "false" } else { "true" });
+    }
+    let report = ctx.client()?.image_prune(&filters).await?;
+    let mut out = String::new();
+    if let Some(items) = report.images_deleted.filter(|v| !v.is_empty()) {
+        out.push_str("Deleted Images:\n");
+        for i in items {
+            match (i.untagged, i.deleted) {
+                (Some(u), _) if !u.is_empty() => out.push_str(&format!("untagged: {u}\n")),
+                (_, Some(d)) if !d.is_empty() => out.push_str(&format!("deleted: {d}\n")),
+                _ => {}
+            }
+        }
+        out.push('\n');
+    }
+    out.push_str(&format!(
+        "Total reclaimed space: {}\n",
+        human_size(report.space_reclaimed as f64)
+    ));
+    super::print_out(&out)
+}
+
+const DF_TABLE: &str = "table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}";
+const DF_HEADERS: &[(&str, &str)] = &[
+    ("Type", "TYPE"),
+    ("TotalCount", "TOTAL"),
+    ("Active", "ACTIVE"),
+    ("Size", "SIZE"),
+    ("Reclaimable", "RECLAIMABLE"),
+];
+
+/// `size (pct%)` when there is a total, as Docker's disk-usage contexts print it.
+fn reclaimable(reclaimable: i64, total: i64) -> String {
+    if total > 0 {
+        format!(
+            "{} ({}%)",
+            human_size(reclaimable as f64),
+            reclaimable * 100 / total
+        )
+    } else {
+        human_size(reclaimable as f64)
+    }
+}
+
+fn df_row(kind: &str, total: usize, active: usize, size: i64, reclaim: String) -> Row {
+    Row::new(string_map([
+        ("Type", kind.to_string()),
+        ("TotalCount", total.to_string()),
+        ("Active", active.to_string()),
+        ("Size", human_size(size as f64)),
+        ("Reclaimable", reclaim),
+    ]))
+}
+
+fn images_row(layers_size: i64, images: &[ImageSummary]) -> Row {
+    let active = images.iter().filter(|i| i.containers > 0).count();
+    let used: i64 = images
+        .iter()
+        .filter(|i| i.containers != 0 && i.size != -1 && i.shared_size != -1)
+        .map(|i| i.size - i.shared_size)
+        .sum();
+    df_row(
+        "Images",
+        images.len(),
+        active,
+        layers_size,
+        reclaimable(layers_size - used, layers_size),
+    )
+}
+
+fn containers_row(containers: &[ContainerSummary]) -> Row {
+    let active = |c: &ContainerSummary| {
+        ["running", "paused", "restarting"]
+            .iter()
+            .any(|s| c.state.contains(s))
+    };
+    let size: i64 = containers.iter().filter_map(|c| c.size_rw).sum();
+    let reclaim: i64 = containers
+        .iter()
+        .filter(|c| !active(c))
+        .filter_map(|c| c.size_rw)
+        .sum();
+    df_row(
+        "Containers",
+        containers.len(),
+        containers.iter().filter(|c| active(c)).count(),
+        size,
+        reclaimable(reclaim, size),
+    )
+}
+
+/// The summary rows of `system df` (Docker's `diskUsage*Context`).
+fn df_rows(df: &SystemDf) -> Vec<Row> {
+    let images = df.images.clone().unwrap_or_default();
+    let containers = df.containers.clone().unwrap_or_default();
+    let volumes = df.volumes.clone().unwrap_or_default();
+    vec![
+        images_row(df.layers_size, &images),
+        containers_row(&containers),
+        df_row("Local Volumes", volumes.len(), 0, 0, reclaimable(0, 0)),
+        df_row(
+            "Build Cache",
+            df.build_cache.as_ref().map_or(0, Vec::len),
+            0,
+            df.builder_size,
+            reclaimable(0, df.builder_size),
+        ),
+    ]
+}
+
+async fn system_df(ctx: &Ctx, m: Matches) -> CliResult<()> {
+    if m.flag("verbose") {
+        return Err(CliError::msg(
+            "berth: system df --verbose is not implemented; the Docker CLI's `docker system df -v` works against berth daemon",
+        ));
+    }
+    let df = ctx.client()?.system_df().await?;
+    let out = format::render(
+        &m.string("format").unwrap_or_default(),
+        &Listing {
+            default_table: DF_TABLE,
+            headers: DF_HEADERS,
+        },
+        &df_rows(&df),
+    )?;
+    super::print_out(&out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary_json(v: serde_json::Value) -> SystemDf {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn df_table_like_docker() {
+        let df = summary_json(serde_json::json!({
+            "LayersSize": 1986000,
+            "Images": [
+                {"Containers": 0, "Created": 0, "Id": "sha256:aa", "Labels": null, "ParentId": "",
+                 "RepoDigests": null, "RepoTags": ["imp:1"], "SharedSize": 1986000, "Size": 1986000,
+                 "VirtualSize": 1986000},
+                {"Containers": 3, "Created": 0, "Id": "sha256:bb", "Labels": null, "ParentId": "",
+                 "RepoDigests": null, "RepoTags": ["busybox:latest"], "SharedSize": 1986000,
+                 "Size": 1986000, "VirtualSize": 1986000}
+            ],
+            "Containers": [
+                {"Id": "a", "Names": ["/a"], "Image": "busybox", "ImageID": "sha256:bb",
+                 "Command": "sh", "Created": 0, "State": "exited", "Status": "Exited (0)",
+                 "SizeRw": 3, "SizeRootFs": 1986003, "Labels": {}, "Mounts": [], "Ports": []},
+                {"Id": "b", "Names": ["/b"], "Image": "busybox", "ImageID": "sha256:bb",
+                 "Command": "sh", "Created": 0, "State": "running", "Status": "Up",
+                 "SizeRw": 0, "SizeRootFs": 1986000, "Labels": {}, "Mounts": [], "Ports": []}
+            ],
+            "Volumes": [], "BuildCache": [], "BuilderSize": 0
+        }));
+        let out = format::render(
+            "",
+            &Listing {
+                default_table: DF_TABLE,
+                headers: DF_HEADERS,
+            },
+            &df_rows(&df),
+        )
+        .unwrap();
+        assert_eq!(
+            out,
+            "TYPE            TOTAL     ACTIVE    SIZE      RECLAIMABLE\n\
+             Images          2         1         1.986MB   1.986MB (100%)\n\
+             Containers      2         1         3B        3B (100%)\n\
+             Local Volumes   0         0         0B        0B\n\
+             Build Cache     0         0         0B        0B\n"
+        );
+    }
+
+    #[test]
+    fn reclaimable_percentages() {
+        assert_eq!(reclaimable(0, 0), "0B");
+        assert_eq!(reclaimable(500, 1000), "500B (50%)");
+        assert_eq!(reclaimable(0, 1986000), "0B (0%)");
+    }
+}

@@ -1,0 +1,139 @@
+//! `container prune`, `image prune`, `system df` and the `until` filter, through the Docker
+//! CLI and the berth CLI.
+
+mod common;
+
+use common::Daemon;
+
+fn names(d: &Daemon) -> Vec<String> {
+    let mut v: Vec<String> = d
+        .docker(["ps", "-a", "--format", "{{.Names}}"])
+        .ok()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn container_prune_removes_stopped_containers_only() {
+    let d = Daemon::start();
+    d.load_busybox();
+    d.docker([
+        "run",
+        "--name",
+        "wrote",
+        "busybox",
+        "sh",
+        "-c",
+        "echo hello > /f",
+    ])
+    .ok();
+    d.docker([
+        "create", "--name", "labelled", "--label", "env=ci", "busybox",
+    ])
+    .ok();
+    d.docker(["run", "-d", "--name", "running", "busybox", "sleep", "300"])
+        .ok();
+
+    // Declining the prompt keeps everything.
+    let o = d.docker_stdin(["container", "prune"], b"n\n");
+    assert_eq!(o.status, 0, "{o:?}");
+    assert!(
+        o.stdout
+            .contains("WARNING! This will remove all stopped containers."),
+        "{o:?}"
+    );
+    assert_eq!(names(&d), ["labelled", "running", "wrote"]);
+
+    // Label filters.
+    let o = d
+        .docker(["container", "prune", "-f", "--filter", "label!=env=ci"])
+        .ok();
+    assert!(o.starts_with("Deleted Containers:\n"), "{o}");
+    assert!(o.ends_with("Total reclaimed space: 6B"), "{o}");
+    assert_eq!(names(&d), ["labelled", "running"]);
+
+    // `until`: nothing created before an hour ago.
+    let o = d
+        .docker(["container", "prune", "-f", "--filter", "until=1h"])
+        .ok();
+    assert_eq!(o, "Total reclaimed space: 0B");
+
+    // The berth CLI: everything that is not running.
+    let o = d.berth(["container", "prune", "-f"]).ok();
+    assert!(o.starts_with("Deleted Containers:\n"), "{o}");
+    assert_eq!(names(&d), ["running"]);
+
+    // Bad filters are refused with Docker's wording.
+    let o = d.docker(["container", "prune", "-f", "--filter", "bogus=1"]);
+    assert_ne!(o.status, 0);
+    assert!(o.stderr.contains("Invalid filter 'bogus'"), "{o:?}");
+    let o = d.docker(["container", "prune", "-f", "--filter", "until=soon"]);
+    assert_ne!(o.status, 0);
+    assert!(
+        o.stderr
+            .contains("failed to parse value as time or duration: \"soon\""),
+        "{o:?}"
+    );
+    d.docker(["rm", "-f", "running"]).ok();
+}
+
+#[test]
+fn image_prune_and_system_df() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let rootfs = common::busybox_rootfs_tar();
+    let rootfs = rootfs.to_str().unwrap();
+    // A dangling image (imported without a name) and an unused tagged one.
+    let dangling = d.docker(["import", rootfs]).ok();
+    d.docker(["import", "-c", "ENV WHO=unused", rootfs, "unused:1"])
+        .ok();
+    d.docker(["run", "-d", "--name", "user", "busybox", "sleep", "300"])
+        .ok();
+
+    // `until` on `images`: the fresh imports are newer than an hour.
+    let o = d
+        .docker([
+            "images",
+            "--filter",
+            "until=1h",
+            "--format",
+            "{{.Repository}}",
+        ])
+        .ok();
+    assert_eq!(o, "busybox");
+
+    // system df: the same output from both CLIs.
+    let docker_df = d.docker(["system", "df"]).ok();
+    assert_eq!(d.berth(["system", "df"]).ok(), docker_df);
+    assert!(
+        docker_df.contains("Images          3         1         "),
+        "{docker_df}"
+    );
+    assert!(
+        docker_df.contains("Containers      1         1         0B        0B"),
+        "{docker_df}"
+    );
+    let o = d
+        .berth(["system", "df", "--format", "{{.Type}}={{.TotalCount}}"])
+        .ok();
+    assert_eq!(o, "Images=3\nContainers=1\nLocal Volumes=0\nBuild Cache=0");
+
+    // Dangling only by default.
+    let o = d.docker(["image", "prune", "-f"]).ok();
+    assert!(
+        o.contains(&format!("deleted: {dangling}")),
+        "{o} / {dangling}"
+    );
+    let repos = d.docker(["images", "--format", "{{.Repository}}"]).ok();
+    assert!(repos.contains("unused"), "{repos}");
+
+    // -a: everything no container uses; busybox stays.
+    let o = d.berth(["image", "prune", "-a", "-f"]).ok();
+    assert!(o.contains("untagged: unused:1"), "{o}");
+    let repos = d.docker(["images", "--format", "{{.Repository}}"]).ok();
+    assert_eq!(repos, "busybox");
+    d.docker(["rm", "-f", "user"]).ok();
+}
