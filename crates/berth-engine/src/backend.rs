@@ -38,6 +38,15 @@ impl Backend for Daemon {
         async move { e.system_df().await }
     }
 
+    fn container_changes(
+        &self,
+        _ctx: RequestContext,
+        id: String,
+    ) -> impl Future<Output = Result<Vec<FilesystemChange>, ApiError>> + Send {
+        let e = self.0.clone();
+        async move { e.container_changes(&id).await }
+    }
+
     fn container_prune(
         &self,
         _ctx: RequestContext,

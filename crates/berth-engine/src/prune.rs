@@ -1,4 +1,5 @@
-//! `POST /containers/prune`, `POST /images/prune` and `GET /system/df`, as dockerd does them,
+//! `POST /containers/prune`, `POST /images/prune`, `GET /system/df` and
+//! `GET /containers/{id}/changes`, as dockerd does them,
 //! and the `until` filter they share with `GET /images/json`.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -10,6 +11,18 @@ use berth_api::{ApiError, ContainerListOptions, ImageDeleteOptions, ImageListOpt
 
 use crate::images::{join_err, wire_config};
 use crate::Engine;
+
+/// Mount points every container gets (dockerd's init layer): not changes of the container.
+const INIT_PATHS: &[&str] = &[
+    "etc/hostname",
+    "etc/hosts",
+    "etc/resolv.conf",
+    "etc/mtab",
+    "dev",
+    "proc",
+    "sys",
+    ".dockerenv",
+];
 
 /// The `until` filter of the prune endpoints (moby's `getUntilFromPruneFilters`): one value,
 /// a Go duration before now, an RFC 3339 time or a Unix timestamp.
@@ -138,6 +151,33 @@ impl Engine {
         attrs.insert("reclaimed".to_string(), report.space_reclaimed.to_string());
         self.events.emit("image", "prune", "", attrs);
         Ok(report)
+    }
+
+    /// `GET /containers/{id}/changes` (`docker diff`).
+    pub(crate) async fn container_changes(
+        &self,
+        id: &str,
+    ) -> Result<Vec<berth_api::models::FilesystemChange>, ApiError> {
+        let c = self.lookup(id)?;
+        let (cid, image) = c.with(|r| (r.id.clone(), r.image_id.clone()));
+        let store = self.images.clone();
+        let changes = tokio::task::spawn_blocking(move || {
+            let lowers = match store.resolve(&image) {
+                Ok(img) => store.layer_dirs(&img).unwrap_or_default(),
+                Err(_) => Vec::new(),
+            };
+            store.layers().rw_changes(&cid, &lowers, INIT_PATHS)
+        })
+        .await
+        .map_err(join_err)?
+        .map_err(|e| ApiError::internal(format!("cannot list the container's changes: {e}")))?;
+        Ok(changes
+            .into_iter()
+            .map(|(kind, path)| berth_api::models::FilesystemChange {
+                path,
+                kind: kind.code(),
+            })
+            .collect())
     }
 
     /// The bytes held by all layer snapshots.

@@ -372,6 +372,134 @@ impl LayerStore {
     }
 }
 
+/// What happened to a path in a container's writable layer (`docker diff`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeKind {
+    Modified,
+    Added,
+    Deleted,
+}
+
+impl ChangeKind {
+    /// The API's number (0 modified, 1 added, 2 deleted).
+    pub fn code(self) -> u8 {
+        match self {
+            ChangeKind::Modified => 0,
+            ChangeKind::Added => 1,
+            ChangeKind::Deleted => 2,
+        }
+    }
+}
+
+/// Metadata of `rel` in a lower layer directory, looked up component by component without
+/// following any symlink (a layer's symlinks point into the container, not the host).
+fn lower_stat(lower: BorrowedFd<'_>, rel: &[u8]) -> Option<rfs::Stat> {
+    let mut parts = rel
+        .split(|&b| b == b'/')
+        .filter(|p| !p.is_empty())
+        .peekable();
+    let mut held: Option<OwnedFd> = None;
+    while let Some(part) = parts.next() {
+        let dir = held.as_ref().map_or(lower, |f| f.as_fd());
+        if parts.peek().is_none() {
+            return rfs::statat(dir, OsStr::from_bytes(part), AtFlags::SYMLINK_NOFOLLOW).ok();
+        }
+        held = Some(open_dir_nofollow(dir, part).ok()?);
+    }
+    None
+}
+
+impl LayerStore {
+    /// The changes of a container's writable layer against `lowers` (its image's layer
+    /// directories), as moby's overlay differ reports them: a whiteout or an opaque directory
+    /// over a lower one is a deletion, a path found in a lower layer a modification (a
+    /// directory only when its size, mode or mtime differ), anything else an addition; the
+    /// parent of an addition or deletion is reported as modified once. In walk order.
+    ///
+    /// `init_paths` (relative, e.g. `etc/hosts`) are the mount points the engine creates for
+    /// every container (dockerd keeps them in a separate init layer below the writable one):
+    /// they, and the directories holding them, are not changes by themselves.
+    pub fn rw_changes(
+        &self,
+        id: &str,
+        lowers: &[PathBuf],
+        init_paths: &[&str],
+    ) -> Result<Vec<(ChangeKind, String)>, LayerError> {
+        if !self.rw_dir(id)?.join("rw.json").exists() {
+            return Err(LayerError::RwNotFound(id.to_string()));
+        }
+        let diff = self.rw_diff_dir(id)?;
+        let root = open_dir_nofollow(rfs::CWD, diff.as_os_str().as_bytes())
+            .map_err(|e| LayerError::Diff(format!("open {}: {e}", diff.display())))?;
+        let lower_fds: Vec<OwnedFd> = lowers
+            .iter()
+            .filter_map(|l| open_dir_nofollow(rfs::CWD, l.as_os_str().as_bytes()).ok())
+            .collect();
+        let in_lower = |rel: &[u8]| lower_fds.iter().find_map(|l| lower_stat(l.as_fd(), rel));
+        let mut out: Vec<(ChangeKind, String)> = Vec::new();
+        let mut changed_dirs: std::collections::HashSet<Vec<u8>> = Default::default();
+        let is_init = |rel: &[u8]| init_paths.iter().any(|p| p.as_bytes() == rel);
+        let holds_init = |rel: &[u8]| {
+            init_paths.iter().any(|p| {
+                p.as_bytes().len() > rel.len()
+                    && p.as_bytes().starts_with(rel)
+                    && p.as_bytes()[rel.len()] == b'/'
+            })
+        };
+        walk(root.as_fd(), &mut Vec::new(), &mut |item| {
+            let st = &item.stat;
+            let ft = FileType::from_raw_mode(st.st_mode);
+            let is_dir = ft == FileType::Directory;
+            // A directory holding init mount points changed for their sake; it is reported
+            // only as the parent of a real change below it.
+            if is_init(item.rel) || (is_dir && holds_init(item.rel)) {
+                return Ok(());
+            }
+            let deleted = (ft == FileType::CharacterDevice && st.st_rdev == 0)
+                || (is_dir && is_opaque(item.parent, item.name) && in_lower(item.rel).is_some());
+            let kind = if deleted {
+                ChangeKind::Deleted
+            } else {
+                match in_lower(item.rel) {
+                    None => ChangeKind::Added,
+                    Some(l) => {
+                        let unchanged_dir = is_dir
+                            && FileType::from_raw_mode(l.st_mode) == FileType::Directory
+                            && l.st_size == st.st_size
+                            && l.st_mode == st.st_mode
+                            && l.st_mtime == st.st_mtime
+                            && l.st_mtime_nsec == st.st_mtime_nsec;
+                        if unchanged_dir {
+                            return Ok(());
+                        }
+                        ChangeKind::Modified
+                    }
+                }
+            };
+            if is_dir {
+                changed_dirs.insert(item.rel.to_vec());
+            }
+            if kind != ChangeKind::Modified {
+                if let Some(slash) = item.rel.iter().rposition(|&b| b == b'/') {
+                    let parent = item.rel[..slash].to_vec();
+                    if changed_dirs.insert(parent.clone()) {
+                        out.push((ChangeKind::Modified, api_path(&parent)));
+                    }
+                }
+            }
+            out.push((kind, api_path(item.rel)));
+            Ok(())
+        })
+        .map_err(|e| LayerError::Diff(e.to_string()))?;
+        Ok(out)
+    }
+}
+
+/// `/`-rooted path of a walk-relative one, as the API shows it.
+fn api_path(rel: &[u8]) -> String {
+    format!("/{}", String::from_utf8_lossy(rel))
+}
+
 /// One object found by [`walk`].
 struct Item<'a> {
     parent: BorrowedFd<'a>,

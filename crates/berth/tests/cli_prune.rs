@@ -1,5 +1,5 @@
-//! `container prune`, `image prune`, `system df` and the `until` filter, through the Docker
-//! CLI and the berth CLI.
+//! `container prune`, `image prune`, `system df`, `diff` and the `until` filter, through the
+//! Docker CLI and the berth CLI.
 
 mod common;
 
@@ -136,4 +136,40 @@ fn image_prune_and_system_df() {
     let repos = d.docker(["images", "--format", "{{.Repository}}"]).ok();
     assert_eq!(repos, "busybox");
     d.docker(["rm", "-f", "user"]).ok();
+}
+
+#[test]
+fn diff_lists_the_writable_layers_changes() {
+    let d = Daemon::start();
+    d.load_busybox();
+    d.docker([
+        "run",
+        "--name",
+        "changer",
+        "busybox",
+        "sh",
+        "-c",
+        "echo hi > /new; echo x >> /etc/passwd; rm /etc/group; mkdir -p /tmp/a/b; \
+         touch /tmp/a/b/c; rm -rf /home",
+    ])
+    .ok();
+    let want = "C /etc\nD /etc/group\nC /etc/passwd\nD /home\nA /new\nC /tmp\nA /tmp/a\n\
+                A /tmp/a/b\nA /tmp/a/b/c";
+    assert_eq!(d.docker(["diff", "changer"]).ok(), want);
+    assert_eq!(d.berth(["container", "diff", "changer"]).ok(), want);
+
+    // The mount points every container gets (/etc/hosts & co) are not changes.
+    d.docker(["run", "--name", "quiet", "busybox", "true"]).ok();
+    assert_eq!(d.docker(["diff", "quiet"]).ok(), "");
+
+    // A running container.
+    d.docker(["run", "-d", "--name", "live", "busybox", "sleep", "300"])
+        .ok();
+    d.docker(["exec", "live", "touch", "/made-live"]).ok();
+    assert_eq!(d.docker(["diff", "live"]).ok(), "A /made-live");
+    d.docker(["rm", "-f", "live"]).ok();
+
+    let o = d.docker(["diff", "nosuch"]);
+    assert_ne!(o.status, 0);
+    assert!(o.stderr.contains("No such container: nosuch"), "{o:?}");
 }

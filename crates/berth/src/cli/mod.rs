@@ -385,11 +385,13 @@ pub enum Verb {
     ContainerPrune,
     ImagePrune,
     SystemDf,
+    Diff,
 }
 
 const TOP_VERBS: &[(&str, Verb)] = &[
     ("attach", Verb::Attach),
     ("create", Verb::Create),
+    ("diff", Verb::Diff),
     ("events", Verb::Events),
     ("exec", Verb::Exec),
     ("history", Verb::History),
@@ -425,6 +427,7 @@ const TOP_VERBS: &[(&str, Verb)] = &[
 const CONTAINER_VERBS: &[(&str, Verb)] = &[
     ("attach", Verb::Attach),
     ("create", Verb::Create),
+    ("diff", Verb::Diff),
     ("exec", Verb::Exec),
     ("inspect", Verb::ContainerInspect),
     ("kill", Verb::Kill),
@@ -512,6 +515,7 @@ impl Verb {
             Verb::ContainerPrune => "Remove all stopped containers",
             Verb::ImagePrune => "Remove unused images",
             Verb::SystemDf => "Show berth disk usage",
+            Verb::Diff => "Inspect changes to files or directories on a container's filesystem",
         }
     }
 
@@ -557,7 +561,9 @@ impl Verb {
             Verb::Version | Verb::Info | Verb::Events | Verb::Login | Verb::Logout => {
                 system::spec(self, path)
             }
-            Verb::ContainerPrune | Verb::ImagePrune | Verb::SystemDf => prune::spec(self, path),
+            Verb::ContainerPrune | Verb::ImagePrune | Verb::SystemDf | Verb::Diff => {
+                prune::spec(self, path)
+            }
             _ => container::spec(self, path),
         };
         let spec = Spec {
@@ -595,7 +601,7 @@ impl Verb {
             Verb::Version | Verb::Info | Verb::Events | Verb::Login | Verb::Logout => {
                 system::run(ctx, self, m).await
             }
-            Verb::ContainerPrune | Verb::ImagePrune | Verb::SystemDf => {
+            Verb::ContainerPrune | Verb::ImagePrune | Verb::SystemDf | Verb::Diff => {
                 prune::run(ctx, self, m).await
             }
             _ => container::run(ctx, self, m).await,

@@ -1,4 +1,4 @@
-//! `container prune`, `image prune` and `system df`.
+//! `container prune`, `image prune`, `system df` and `diff`.
 
 use std::io::{BufRead, Write};
 
@@ -23,6 +23,7 @@ pub fn spec(verb: Verb, path: &str) -> Spec {
         Verb::ContainerPrune => {
             super::spec(path, "[OPTIONS]", NArgs::Exact(0), vec![filter(), force()])
         }
+        Verb::Diff => super::spec(path, "CONTAINER", NArgs::Exact(1), vec![]),
         Verb::ImagePrune => super::spec(
             path,
             "[OPTIONS]",
@@ -49,8 +50,27 @@ pub async fn run(ctx: &Ctx, verb: Verb, m: Matches) -> CliResult<()> {
     match verb {
         Verb::ContainerPrune => container_prune(ctx, m).await,
         Verb::ImagePrune => image_prune(ctx, m).await,
+        Verb::Diff => diff(ctx, m).await,
         _ => system_df(ctx, m).await,
     }
+}
+
+async fn diff(ctx: &Ctx, m: Matches) -> CliResult<()> {
+    let Some(id) = m.args.first() else {
+        return Err(CliError::msg("berth: diff needs a container"));
+    };
+    let changes = ctx.client()?.container_changes(id).await?;
+    let mut out = String::new();
+    for c in changes {
+        let kind = match c.kind {
+            0 => "C",
+            1 => "A",
+            2 => "D",
+            _ => "?",
+        };
+        out.push_str(&format!("{kind} {}\n", c.path));
+    }
+    super::print_out(&out)
 }
 
 /// Docker's `PromptForConfirmation`: the warning and `[y/N]` on stdout, one line from stdin.
