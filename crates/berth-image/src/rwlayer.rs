@@ -441,7 +441,7 @@ impl LayerStore {
         let is_init = |rel: &[u8]| init_paths.iter().any(|p| p.as_bytes() == rel);
         let holds_init = |rel: &[u8]| {
             init_paths.iter().any(|p| {
-                p.as_bytes().len() > rel.len()
+                p.len() > rel.len()
                     && p.as_bytes().starts_with(rel)
                     && p.as_bytes()[rel.len()] == b'/'
             })
