@@ -47,6 +47,15 @@ impl Backend for Daemon {
         async move { e.container_changes(&id).await }
     }
 
+    fn container_export(
+        &self,
+        _ctx: RequestContext,
+        id: String,
+    ) -> impl Future<Output = Result<ByteStream, ApiError>> + Send {
+        let e = self.0.clone();
+        async move { e.container_export(&id).await }
+    }
+
     fn container_prune(
         &self,
         _ctx: RequestContext,

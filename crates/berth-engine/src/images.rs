@@ -59,9 +59,9 @@ fn wire_container_config(img: &Image) -> Option<ContainerConfig> {
 
 /// A `Write` that forwards chunks to an async channel (for streaming `save` from a blocking
 /// thread). A closed receiver (the client left) turns into a write error that stops the save.
-struct ChannelWriter {
-    tx: tokio::sync::mpsc::Sender<std::io::Result<Bytes>>,
-    buf: Vec<u8>,
+pub(crate) struct ChannelWriter {
+    pub(crate) tx: tokio::sync::mpsc::Sender<std::io::Result<Bytes>>,
+    pub(crate) buf: Vec<u8>,
 }
 
 impl Write for ChannelWriter {
@@ -90,7 +90,7 @@ fn body_reader(body: BodyStream) -> impl Read + Send {
     tokio_util::io::SyncIoBridge::new(async_read)
 }
 
-fn stream_from<T: Send + 'static>(
+pub(crate) fn stream_from<T: Send + 'static>(
     mut rx: tokio::sync::mpsc::Receiver<T>,
 ) -> impl futures_util::Stream<Item = T> + Send {
     futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))

@@ -1,5 +1,5 @@
 //! `POST /containers/prune`, `POST /images/prune`, `GET /system/df` and
-//! `GET /containers/{id}/changes`, as dockerd does them,
+//! `GET /containers/{id}/changes` and `GET /containers/{id}/export`, as dockerd does them,
 //! and the `until` filter they share with `GET /images/json`.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -178,6 +178,67 @@ impl Engine {
                 kind: kind.code(),
             })
             .collect())
+    }
+
+    /// `GET /containers/{id}/export`: the container's filesystem as a tar stream. The
+    /// container's operation lock is held while it is read (no start, stop or removal in
+    /// between); a stopped container's layer is mounted for the export and unmounted after.
+    pub(crate) async fn container_export(
+        self: &std::sync::Arc<Self>,
+        id: &str,
+    ) -> Result<berth_api::ByteStream, ApiError> {
+        let c = self.lookup(id)?;
+        let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(8);
+        let engine = self.clone();
+        tokio::spawn(async move {
+            let _op = c.op.lock().await;
+            let cid = c.id.clone();
+            let store = engine.images.clone();
+            let id2 = cid.clone();
+            let was_mounted = tokio::task::spawn_blocking(move || {
+                store.layers().is_mounted(&id2).unwrap_or(false)
+            })
+            .await
+            .unwrap_or(false);
+            let mounted = if was_mounted {
+                Ok(())
+            } else {
+                engine
+                    .mount_rw_layer(&cid)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.message)
+            };
+            let res = match mounted {
+                Err(e) => Err(format!("cannot mount the container's filesystem: {e}")),
+                Ok(()) => {
+                    let store = engine.images.clone();
+                    let id2 = cid.clone();
+                    let tx2 = tx.clone();
+                    tokio::task::spawn_blocking(move || {
+                        let mut w = crate::images::ChannelWriter {
+                            tx: tx2,
+                            buf: Vec::with_capacity(256 * 1024),
+                        };
+                        store
+                            .layers()
+                            .export_rw(&id2, &mut w)
+                            .map_err(|e| e.to_string())
+                            .and_then(|()| std::io::Write::flush(&mut w).map_err(|e| e.to_string()))
+                    })
+                    .await
+                    .unwrap_or_else(|e| Err(e.to_string()))
+                }
+            };
+            if let Err(e) = res {
+                tracing::warn!(id = %cid, "export failed: {e}");
+                let _ = tx.send(Err(std::io::Error::other(e))).await;
+            }
+            if !was_mounted && !c.status().is_running() {
+                engine.unmount_rw_layer(&cid).await;
+            }
+        });
+        Ok(Box::pin(crate::images::stream_from(rx)))
     }
 
     /// The bytes held by all layer snapshots.

@@ -372,6 +372,32 @@ impl LayerStore {
     }
 }
 
+impl LayerStore {
+    /// Writes the container's whole filesystem, as its mounted `merged` view shows it, as a
+    /// tar (`docker export`). The caller mounts the layer first. Walked relative to directory
+    /// fds without following symlinks, like [`LayerStore::diff_rw`].
+    pub fn export_rw(&self, id: &str, w: &mut dyn Write) -> Result<(), LayerError> {
+        let merged = self.rw_merged(id)?;
+        if !is_mountpoint(&merged)? {
+            return Err(LayerError::Diff(format!(
+                "{} is not mounted",
+                merged.display()
+            )));
+        }
+        let root = open_dir_nofollow(rfs::CWD, merged.as_os_str().as_bytes())
+            .map_err(|e| LayerError::Diff(format!("open {}: {e}", merged.display())))?;
+        let mut b = tar::Builder::new(w);
+        let mut links: HashMap<(u64, u64), Vec<u8>> = HashMap::new();
+        walk(root.as_fd(), &mut Vec::new(), &mut |item| {
+            write_item(&mut b, &item, &mut links)
+        })
+        .map_err(|e| LayerError::Diff(e.to_string()))?;
+        b.into_inner()
+            .map_err(|e| LayerError::Diff(format!("writing the tar: {e}")))?;
+        Ok(())
+    }
+}
+
 /// What happened to a path in a container's writable layer (`docker diff`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChangeKind {

@@ -173,3 +173,97 @@ fn diff_lists_the_writable_layers_changes() {
     assert_ne!(o.status, 0);
     assert!(o.stderr.contains("No such container: nosuch"), "{o:?}");
 }
+
+/// The entry names of a tar file, and the content of one of them.
+fn tar_entries(path: &std::path::Path, want: &str) -> (Vec<String>, Option<String>) {
+    let mut a = tar::Archive::new(std::fs::File::open(path).unwrap());
+    let mut names = Vec::new();
+    let mut content = None;
+    for e in a.entries().unwrap() {
+        let mut e = e.unwrap();
+        let name = e.path().unwrap().to_string_lossy().into_owned();
+        if name == want {
+            let mut s = String::new();
+            std::io::Read::read_to_string(&mut e, &mut s).unwrap();
+            content = Some(s);
+        }
+        names.push(name);
+    }
+    names.sort();
+    (names, content)
+}
+
+#[test]
+fn export_writes_the_containers_filesystem() {
+    let d = Daemon::start();
+    d.load_busybox();
+    d.docker([
+        "run",
+        "--name",
+        "exported",
+        "busybox",
+        "sh",
+        "-c",
+        "echo hi > /new; rm -f /etc/group",
+    ])
+    .ok();
+    let a = d.dir.join("a.tar");
+    d.docker(["export", "-o", a.to_str().unwrap(), "exported"])
+        .ok();
+    let (names, content) = tar_entries(&a, "new");
+    assert_eq!(content.as_deref(), Some("hi\n"));
+    assert!(names.iter().any(|n| n == "bin/busybox"), "{names:?}");
+    assert!(
+        !names.iter().any(|n| n == "etc/group"),
+        "deleted files stay deleted: {names:?}"
+    );
+    assert!(!names.iter().any(|n| n.contains(".wh.")), "{names:?}");
+
+    // The berth CLI to stdout gives the same entries.
+    let b = d.dir.join("b.tar");
+    let o = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "{} -H {} container export exported > {}",
+            common::berth_bin().display(),
+            d.host(),
+            b.display()
+        ))
+        .status()
+        .unwrap();
+    assert!(o.success());
+    assert_eq!(tar_entries(&b, "new").0, names);
+
+    // The stopped container's layer was mounted only for the export; it starts again.
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let id = d.docker(["inspect", "-f", "{{.Id}}", "exported"]).ok();
+    assert!(
+        !mounts.contains(&format!("{id}/merged")),
+        "left mounted: {mounts}"
+    );
+    d.docker(["start", "-a", "exported"]).ok();
+
+    // A running container.
+    d.docker([
+        "run",
+        "-d",
+        "--name",
+        "live",
+        "busybox",
+        "sh",
+        "-c",
+        "echo up > /state; sleep 300",
+    ])
+    .ok();
+    let c = d.dir.join("c.tar");
+    let ok = common::wait_for(std::time::Duration::from_secs(10), || {
+        d.docker(["export", "-o", c.to_str().unwrap(), "live"]).ok();
+        tar_entries(&c, "state").1.filter(|s| s == "up\n")
+    });
+    assert!(ok.is_some(), "export of a running container");
+    d.docker(["rm", "-f", "live"]).ok();
+
+    let o = d.docker(["export", "-o", c.to_str().unwrap(), "nosuch"]);
+    assert_ne!(o.status, 0);
+    assert!(o.stderr.contains("No such container: nosuch"), "{o:?}");
+}

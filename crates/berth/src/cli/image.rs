@@ -494,7 +494,7 @@ async fn history(ctx: &Ctx, m: Matches) -> CliResult<()> {
 }
 
 /// Docker's `ValidateOutputPath`.
-fn validate_output_path(path: &str) -> Result<(), String> {
+pub(crate) fn validate_output_path(path: &str) -> Result<(), String> {
     let p = std::path::Path::new(path);
     if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
         if !dir.exists() {
@@ -531,7 +531,21 @@ async fn save(ctx: &Ctx, m: Matches) -> CliResult<()> {
         validate_output_path(o).map_err(|e| CliError::msg(format!("failed to save image: {e}")))?;
     }
     let client = ctx.client()?;
-    let mut body = client.images_get(&m.args).await?;
+    let body = client.images_get(&m.args).await?;
+    write_output(body, output, "failed to save image").await
+}
+
+/// Writes a downloaded tar to stdout or, like Docker's `CopyToFile`, to a temporary file next
+/// to `output` that is then renamed over it. Errors about the file start with `what`.
+pub(crate) async fn write_output<S, E>(
+    mut body: S,
+    output: Option<String>,
+    what: &str,
+) -> CliResult<()>
+where
+    S: futures_util::Stream<Item = Result<bytes::Bytes, E>> + Unpin,
+    CliError: From<E>,
+{
     match output {
         None => {
             let mut out = std::io::stdout().lock();
@@ -541,7 +555,6 @@ async fn save(ctx: &Ctx, m: Matches) -> CliResult<()> {
             out.flush()?;
         }
         Some(path) => {
-            // Like Docker's `CopyToFile`: a temporary file next to the target, then rename.
             let target = std::path::PathBuf::from(&path);
             let dir = target
                 .parent()
@@ -551,13 +564,13 @@ async fn save(ctx: &Ctx, m: Matches) -> CliResult<()> {
             let mut tmp = tempfile::Builder::new()
                 .prefix("berth-temp-")
                 .tempfile_in(&dir)
-                .map_err(|e| CliError::msg(format!("failed to save image: {e}")))?;
+                .map_err(|e| CliError::msg(format!("{what}: {e}")))?;
             while let Some(chunk) = body.next().await {
                 tmp.write_all(&chunk?)?;
             }
             tmp.as_file().sync_all()?;
             tmp.persist(&target)
-                .map_err(|e| CliError::msg(format!("failed to save image: {}", e.error)))?;
+                .map_err(|e| CliError::msg(format!("{what}: {}", e.error)))?;
         }
     }
     Ok(())

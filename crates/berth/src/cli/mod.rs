@@ -386,6 +386,7 @@ pub enum Verb {
     ImagePrune,
     SystemDf,
     Diff,
+    Export,
 }
 
 const TOP_VERBS: &[(&str, Verb)] = &[
@@ -394,6 +395,7 @@ const TOP_VERBS: &[(&str, Verb)] = &[
     ("diff", Verb::Diff),
     ("events", Verb::Events),
     ("exec", Verb::Exec),
+    ("export", Verb::Export),
     ("history", Verb::History),
     ("images", Verb::Images),
     ("import", Verb::Import),
@@ -429,6 +431,7 @@ const CONTAINER_VERBS: &[(&str, Verb)] = &[
     ("create", Verb::Create),
     ("diff", Verb::Diff),
     ("exec", Verb::Exec),
+    ("export", Verb::Export),
     ("inspect", Verb::ContainerInspect),
     ("kill", Verb::Kill),
     ("logs", Verb::Logs),
@@ -516,6 +519,7 @@ impl Verb {
             Verb::ImagePrune => "Remove unused images",
             Verb::SystemDf => "Show berth disk usage",
             Verb::Diff => "Inspect changes to files or directories on a container's filesystem",
+            Verb::Export => "Export a container's filesystem as a tar archive",
         }
     }
 
@@ -561,9 +565,11 @@ impl Verb {
             Verb::Version | Verb::Info | Verb::Events | Verb::Login | Verb::Logout => {
                 system::spec(self, path)
             }
-            Verb::ContainerPrune | Verb::ImagePrune | Verb::SystemDf | Verb::Diff => {
-                prune::spec(self, path)
-            }
+            Verb::ContainerPrune
+            | Verb::ImagePrune
+            | Verb::SystemDf
+            | Verb::Diff
+            | Verb::Export => prune::spec(self, path),
             _ => container::spec(self, path),
         };
         let spec = Spec {
@@ -601,9 +607,11 @@ impl Verb {
             Verb::Version | Verb::Info | Verb::Events | Verb::Login | Verb::Logout => {
                 system::run(ctx, self, m).await
             }
-            Verb::ContainerPrune | Verb::ImagePrune | Verb::SystemDf | Verb::Diff => {
-                prune::run(ctx, self, m).await
-            }
+            Verb::ContainerPrune
+            | Verb::ImagePrune
+            | Verb::SystemDf
+            | Verb::Diff
+            | Verb::Export => prune::run(ctx, self, m).await,
             _ => container::run(ctx, self, m).await,
         }
     }

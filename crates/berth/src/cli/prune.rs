@@ -1,4 +1,4 @@
-//! `container prune`, `image prune`, `system df` and `diff`.
+//! `container prune`, `image prune`, `system df`, `diff` and `export`.
 
 use std::io::{BufRead, Write};
 
@@ -24,6 +24,12 @@ pub fn spec(verb: Verb, path: &str) -> Spec {
             super::spec(path, "[OPTIONS]", NArgs::Exact(0), vec![filter(), force()])
         }
         Verb::Diff => super::spec(path, "CONTAINER", NArgs::Exact(1), vec![]),
+        Verb::Export => super::spec(
+            path,
+            "[OPTIONS] CONTAINER",
+            NArgs::Exact(1),
+            vec![Flag::value("output", "string", "Write to a file, instead of STDOUT").short('o')],
+        ),
         Verb::ImagePrune => super::spec(
             path,
             "[OPTIONS]",
@@ -51,6 +57,7 @@ pub async fn run(ctx: &Ctx, verb: Verb, m: Matches) -> CliResult<()> {
         Verb::ContainerPrune => container_prune(ctx, m).await,
         Verb::ImagePrune => image_prune(ctx, m).await,
         Verb::Diff => diff(ctx, m).await,
+        Verb::Export => export(ctx, m).await,
         _ => system_df(ctx, m).await,
     }
 }
@@ -71,6 +78,24 @@ async fn diff(ctx: &Ctx, m: Matches) -> CliResult<()> {
         out.push_str(&format!("{kind} {}\n", c.path));
     }
     super::print_out(&out)
+}
+
+async fn export(ctx: &Ctx, m: Matches) -> CliResult<()> {
+    let output = m.string("output").filter(|o| !o.is_empty());
+    if output.is_none() && super::term::is_tty(1) {
+        return Err(CliError::msg(
+            "cowardly refusing to save to a terminal. Use the -o flag or redirect",
+        ));
+    }
+    if let Some(o) = &output {
+        super::image::validate_output_path(o)
+            .map_err(|e| CliError::msg(format!("failed to export container: {e}")))?;
+    }
+    let Some(id) = m.args.first() else {
+        return Err(CliError::msg("berth: export needs a container"));
+    };
+    let body = ctx.client()?.container_export(id).await?;
+    super::image::write_output(body, output, "failed to export container").await
 }
 
 /// Docker's `PromptForConfirmation`: the warning and `[y/N]` on stdout, one line from stdin.
