@@ -56,6 +56,15 @@ impl Backend for Daemon {
         async move { e.container_export(&id).await }
     }
 
+    fn commit(
+        &self,
+        _ctx: RequestContext,
+        opts: CommitOptions,
+    ) -> impl Future<Output = Result<IdResponse, ApiError>> + Send {
+        let e = self.0.clone();
+        async move { e.commit_container(opts).await }
+    }
+
     fn container_prune(
         &self,
         _ctx: RequestContext,

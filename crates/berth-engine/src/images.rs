@@ -261,7 +261,7 @@ impl Engine {
         };
         let before = point("before")?;
         let since = point("since")?;
-        let until = crate::prune::until(&o.filters)?;
+        let until = crate::ops::until(&o.filters)?;
         let all = self.images.list();
         // Parents of other images are intermediate layers, hidden without -a when untagged.
         let parents: std::collections::HashSet<Digest> =

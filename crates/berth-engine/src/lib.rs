@@ -20,7 +20,7 @@ mod images;
 mod inspect;
 mod lifecycle;
 mod logs;
-mod prune;
+mod ops;
 mod shimexe;
 mod start;
 mod system;

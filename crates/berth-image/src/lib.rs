@@ -38,6 +38,7 @@
 pub mod archive;
 pub mod cas;
 pub mod changes;
+pub mod commit;
 pub mod compress;
 pub mod config;
 pub mod digest;

@@ -16,9 +16,9 @@ mod flags;
 mod format;
 mod image;
 mod inspect;
+mod ops;
 mod opts;
 mod progress;
-mod prune;
 mod run;
 mod stream;
 mod system;
@@ -387,10 +387,12 @@ pub enum Verb {
     SystemDf,
     Diff,
     Export,
+    Commit,
 }
 
 const TOP_VERBS: &[(&str, Verb)] = &[
     ("attach", Verb::Attach),
+    ("commit", Verb::Commit),
     ("create", Verb::Create),
     ("diff", Verb::Diff),
     ("events", Verb::Events),
@@ -428,6 +430,7 @@ const TOP_VERBS: &[(&str, Verb)] = &[
 
 const CONTAINER_VERBS: &[(&str, Verb)] = &[
     ("attach", Verb::Attach),
+    ("commit", Verb::Commit),
     ("create", Verb::Create),
     ("diff", Verb::Diff),
     ("exec", Verb::Exec),
@@ -520,6 +523,7 @@ impl Verb {
             Verb::SystemDf => "Show berth disk usage",
             Verb::Diff => "Inspect changes to files or directories on a container's filesystem",
             Verb::Export => "Export a container's filesystem as a tar archive",
+            Verb::Commit => "Create a new image from a container's changes",
         }
     }
 
@@ -569,7 +573,8 @@ impl Verb {
             | Verb::ImagePrune
             | Verb::SystemDf
             | Verb::Diff
-            | Verb::Export => prune::spec(self, path),
+            | Verb::Export
+            | Verb::Commit => ops::spec(self, path),
             _ => container::spec(self, path),
         };
         let spec = Spec {
@@ -611,7 +616,8 @@ impl Verb {
             | Verb::ImagePrune
             | Verb::SystemDf
             | Verb::Diff
-            | Verb::Export => prune::run(ctx, self, m).await,
+            | Verb::Export
+            | Verb::Commit => ops::run(ctx, self, m).await,
             _ => container::run(ctx, self, m).await,
         }
     }

@@ -1,5 +1,5 @@
-//! `container prune`, `image prune`, `system df`, `diff` and the `until` filter, through the
-//! Docker CLI and the berth CLI.
+//! `container prune`, `image prune`, `system df`, `diff`, `export`, `commit` and the `until`
+//! filter, through the Docker CLI and the berth CLI.
 
 mod common;
 
@@ -265,5 +265,99 @@ fn export_writes_the_containers_filesystem() {
 
     let o = d.docker(["export", "-o", c.to_str().unwrap(), "nosuch"]);
     assert_ne!(o.status, 0);
+    assert!(o.stderr.contains("No such container: nosuch"), "{o:?}");
+}
+
+#[test]
+fn commit_makes_an_image_of_the_containers_changes() {
+    let d = Daemon::start();
+    d.load_busybox();
+    d.docker([
+        "run",
+        "--name",
+        "src",
+        "-e",
+        "FOO=bar",
+        "busybox",
+        "sh",
+        "-c",
+        "echo committed > /data.txt; rm -f /etc/group",
+    ])
+    .ok();
+    let id = d
+        .docker([
+            "commit",
+            "-m",
+            "my message",
+            "-a",
+            "me <me@example.com>",
+            "-c",
+            "CMD [\"cat\", \"/data.txt\"]",
+            "src",
+            "mine:v1",
+        ])
+        .ok();
+    assert!(id.starts_with("sha256:"), "{id}");
+    // The new CMD, the container's env, its files and deletions.
+    assert_eq!(d.docker(["run", "--rm", "mine:v1"]).ok(), "committed");
+    let o = d
+        .docker([
+            "run",
+            "--rm",
+            "mine:v1",
+            "sh",
+            "-c",
+            "echo $FOO; test -e /etc/group || echo gone",
+        ])
+        .ok();
+    assert_eq!(o, "bar\ngone");
+    let o = d
+        .docker([
+            "image",
+            "inspect",
+            "-f",
+            "{{.Author}}|{{.Comment}}|{{len .RootFS.Layers}}|{{.Parent}}",
+            "mine:v1",
+        ])
+        .ok();
+    let base = d
+        .docker(["image", "inspect", "-f", "{{.Id}}", "busybox"])
+        .ok();
+    assert_eq!(o, format!("me <me@example.com>|my message|2|{base}"));
+    let hist = d
+        .docker(["history", "--format", "{{.Comment}}", "mine:v1"])
+        .ok();
+    assert!(hist.starts_with("my message"), "{hist}");
+
+    // A running container, through the berth CLI: paused for the commit, running after.
+    d.docker([
+        "run",
+        "-d",
+        "--name",
+        "live",
+        "busybox",
+        "sh",
+        "-c",
+        "echo up > /state; sleep 300",
+    ])
+    .ok();
+    let ok = common::wait_for(std::time::Duration::from_secs(10), || {
+        d.berth(["container", "commit", "live", "mine:v2"]).ok();
+        let o = d.docker(["run", "--rm", "mine:v2", "cat", "/state"]);
+        (o.status == 0 && o.stdout.trim() == "up").then_some(())
+    });
+    assert!(ok.is_some());
+    assert_eq!(
+        d.docker(["inspect", "-f", "{{.State.Status}}", "live"])
+            .ok(),
+        "running"
+    );
+    d.docker(["rm", "-f", "live"]).ok();
+
+    // Bad input: a bad change names it; an unknown container is 404.
+    let o = d.docker(["commit", "-c", "BOGUS x", "src"]);
+    assert_ne!(o.status, 0);
+    assert!(o.stderr.to_lowercase().contains("bogus"), "{o:?}");
+    let o = d.docker(["commit", "nosuch"]);
     assert!(o.stderr.contains("No such container: nosuch"), "{o:?}");
 }

@@ -1,5 +1,6 @@
 //! `POST /containers/prune`, `POST /images/prune`, `GET /system/df` and
-//! `GET /containers/{id}/changes` and `GET /containers/{id}/export`, as dockerd does them,
+//! `GET /containers/{id}/changes`, `GET /containers/{id}/export` and `POST /commit`, as dockerd
+//! does them,
 //! and the `until` filter they share with `GET /images/json`.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -9,6 +10,7 @@ use berth_api::gotime::parse_timestamp;
 use berth_api::models::{ContainersPruneReport, ImagesPruneReport, SystemDf};
 use berth_api::{ApiError, ContainerListOptions, ImageDeleteOptions, ImageListOptions};
 
+use crate::container::Status;
 use crate::images::{join_err, wire_config};
 use crate::Engine;
 
@@ -239,6 +241,80 @@ impl Engine {
             }
         });
         Ok(Box::pin(crate::images::stream_from(rx)))
+    }
+
+    /// `POST /commit`: the container's writable layer as a new image (paused meanwhile when
+    /// running, unless `pause=false`).
+    pub(crate) async fn commit_container(
+        &self,
+        o: berth_api::CommitOptions,
+    ) -> Result<berth_api::models::IdResponse, ApiError> {
+        let c = self.lookup(&o.container)?;
+        let tag = match o.repo.as_deref().filter(|r| !r.is_empty()) {
+            None => None,
+            Some(repo) => {
+                let s = match o.tag.as_deref().filter(|t| !t.is_empty()) {
+                    Some(t) => format!("{repo}:{t}"),
+                    None => repo.to_string(),
+                };
+                let r = berth_image::Reference::parse_normalized(&s)
+                    .map_err(|e| ApiError::bad_request(e.to_string()))?;
+                Some(if r.digest().is_some() {
+                    return Err(ApiError::bad_request(format!(
+                        "invalid reference format: {s} (a commit is tagged, not digested)"
+                    )));
+                } else {
+                    r.with_default_tag()
+                })
+            }
+        };
+        let (image_id, wire, cmd) = c.with(|r| {
+            (
+                r.image_id.clone(),
+                r.config.clone(),
+                r.config.cmd.clone().unwrap_or_default(),
+            )
+        });
+        let convert = |v: serde_json::Result<serde_json::Value>| {
+            v.and_then(serde_json::from_value::<berth_image::config::ContainerConfig>)
+                .map_err(|e| ApiError::bad_request(format!("invalid config: {e}")))
+        };
+        let container_config = convert(serde_json::to_value(&wire))?;
+        let user_config = match &o.config {
+            Some(cfg) => Some(convert(serde_json::to_value(cfg))?),
+            None => None,
+        };
+        let paused =
+            o.pause && c.status() == Status::Running && self.pause_container(&c).await.is_ok();
+        let res = {
+            let _op = c.op.lock().await;
+            let store = self.images.clone();
+            let cid = c.id.clone();
+            tokio::task::spawn_blocking(move || {
+                let base = store.resolve(&image_id)?;
+                store.commit(berth_image::commit::CommitSpec {
+                    container_id: &cid,
+                    base: &base,
+                    container_config,
+                    config: user_config,
+                    changes: &o.changes,
+                    comment: &o.comment,
+                    author: &o.author,
+                    created_by: cmd.join(" "),
+                    tag: tag.as_ref(),
+                })
+            })
+            .await
+        };
+        if paused {
+            if let Err(e) = self.unpause_container(&c).await {
+                tracing::warn!(id = %c.id, "unpause after commit: {}", e.message);
+            }
+        }
+        let id = res.map_err(join_err)?.map_err(crate::images::api_err)?;
+        let attrs = self.event_attrs(&c);
+        self.events.emit("container", "commit", &c.id, attrs);
+        Ok(berth_api::models::IdResponse { id: id.to_string() })
     }
 
     /// The bytes held by all layer snapshots.

@@ -1,4 +1,4 @@
-//! `container prune`, `image prune`, `system df`, `diff` and `export`.
+//! `container prune`, `image prune`, `system df`, `diff`, `export` and `commit`.
 
 use std::io::{BufRead, Write};
 
@@ -24,6 +24,29 @@ pub fn spec(verb: Verb, path: &str) -> Spec {
             super::spec(path, "[OPTIONS]", NArgs::Exact(0), vec![filter(), force()])
         }
         Verb::Diff => super::spec(path, "CONTAINER", NArgs::Exact(1), vec![]),
+        Verb::Commit => super::spec(
+            path,
+            "[OPTIONS] CONTAINER [REPOSITORY[:TAG]]",
+            NArgs::Range(1, 2),
+            vec![
+                Flag::value(
+                    "author",
+                    "string",
+                    "Author (e.g., \"John Hannibal Smith <hannibal@a-team.com>\")",
+                )
+                .short('a'),
+                Flag::list(
+                    "change",
+                    "list",
+                    "Apply Dockerfile instruction to the created image",
+                )
+                .short('c'),
+                Flag::value("message", "string", "Commit message").short('m'),
+                Flag::bool("pause", "Pause container during commit")
+                    .short('p')
+                    .default("true"),
+            ],
+        ),
         Verb::Export => super::spec(
             path,
             "[OPTIONS] CONTAINER",
@@ -58,6 +81,7 @@ pub async fn run(ctx: &Ctx, verb: Verb, m: Matches) -> CliResult<()> {
         Verb::ImagePrune => image_prune(ctx, m).await,
         Verb::Diff => diff(ctx, m).await,
         Verb::Export => export(ctx, m).await,
+        Verb::Commit => commit(ctx, m).await,
         _ => system_df(ctx, m).await,
     }
 }
@@ -96,6 +120,41 @@ async fn export(ctx: &Ctx, m: Matches) -> CliResult<()> {
     };
     let body = ctx.client()?.container_export(id).await?;
     super::image::write_output(body, output, "failed to export container").await
+}
+
+async fn commit(ctx: &Ctx, m: Matches) -> CliResult<()> {
+    let Some(container) = m.args.first().cloned() else {
+        return Err(CliError::msg("berth: commit needs a container"));
+    };
+    // As Docker's CLI: the reference is validated and sent as repo + tag.
+    let (repo, tag) = match m.args.get(1) {
+        None => (None, None),
+        Some(r) => {
+            let parsed = berth_image::Reference::parse_normalized(r)
+                .map_err(|e| CliError::msg(e.to_string()))?;
+            if parsed.digest().is_some() {
+                return Err(CliError::msg(
+                    "refusing to create a tag with a digest reference",
+                ));
+            }
+            (
+                Some(parsed.repository().to_string()),
+                parsed.tag().map(str::to_string),
+            )
+        }
+    };
+    let opts = berth_api::CommitOptions {
+        container,
+        repo,
+        tag,
+        comment: m.string("message").unwrap_or_default(),
+        author: m.string("author").unwrap_or_default(),
+        pause: m.flag_or("pause", true),
+        changes: m.list("change"),
+        config: None,
+    };
+    let id = ctx.client()?.commit(&opts).await?;
+    super::print_out(&format!("{}\n", id.id))
 }
 
 /// Docker's `PromptForConfirmation`: the warning and `[y/N]` on stdout, one line from stdin.
