@@ -386,12 +386,13 @@ pub(crate) fn merge_image_config(c: &mut ContainerConfig, img: &ContainerConfig)
         }
         _ => {}
     }
-    // Env: the image's, overridden key by key by the request's.
-    let mut env: Vec<String> = img.env.clone().unwrap_or_default();
-    for e in c.env.clone().unwrap_or_default() {
-        let key = e.split('=').next().unwrap_or("").to_string();
-        env.retain(|x| x.split('=').next().unwrap_or("") != key);
-        env.push(e);
+    // Env: the request's, then the image's variables it does not set (moby's `merge`).
+    let mut env: Vec<String> = c.env.clone().unwrap_or_default();
+    for e in img.env.iter().flatten() {
+        let key = e.split('=').next().unwrap_or("");
+        if !env.iter().any(|x| x.split('=').next().unwrap_or("") == key) {
+            env.push(e.clone());
+        }
     }
     c.env = Some(env);
     if c.labels.is_none() {
@@ -702,7 +703,7 @@ mod tests {
         merge_image_config(&mut c, &img);
         assert_eq!(
             c.env.as_ref().unwrap(),
-            &vec!["PATH=/bin".to_string(), "A=mine".into(), "B=2".into()]
+            &vec!["A=mine".to_string(), "B=2".into(), "PATH=/bin".into()]
         );
         assert_eq!(c.cmd.as_ref().unwrap(), &vec!["sh".to_string()]);
         assert_eq!(c.working_dir, "/w");
