@@ -56,6 +56,16 @@ impl Backend for Daemon {
         async move { e.container_export(&id).await }
     }
 
+    fn container_stats(
+        &self,
+        _ctx: RequestContext,
+        id: String,
+        opts: StatsOptions,
+    ) -> impl Future<Output = Result<ByteStream, ApiError>> + Send {
+        let e = self.0.clone();
+        async move { e.container_stats(&id, opts).await }
+    }
+
     fn commit(
         &self,
         _ctx: RequestContext,

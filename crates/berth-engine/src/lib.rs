@@ -23,6 +23,7 @@ mod logs;
 mod ops;
 mod shimexe;
 mod start;
+mod stats;
 mod system;
 
 use std::collections::HashMap;

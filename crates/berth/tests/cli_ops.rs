@@ -1,5 +1,5 @@
-//! `container prune`, `image prune`, `system df`, `diff`, `export`, `commit` and the `until`
-//! filter, through the Docker CLI and the berth CLI.
+//! `container prune`, `image prune`, `system df`, `diff`, `export`, `commit`, `stats` and the
+//! `until` filter, through the Docker CLI and the berth CLI.
 
 mod common;
 
@@ -360,4 +360,78 @@ fn commit_makes_an_image_of_the_containers_changes() {
     assert!(o.stderr.to_lowercase().contains("bogus"), "{o:?}");
     let o = d.docker(["commit", "nosuch"]);
     assert!(o.stderr.contains("No such container: nosuch"), "{o:?}");
+}
+
+#[test]
+fn stats_reports_cgroup_counters() {
+    let d = Daemon::start();
+    d.load_busybox();
+    d.docker([
+        "run",
+        "-d",
+        "--name",
+        "busy",
+        "-m",
+        "64m",
+        "busybox",
+        "sh",
+        "-c",
+        "while true; do :; done",
+    ])
+    .ok();
+    d.docker(["run", "-d", "--name", "idle", "busybox", "sleep", "300"])
+        .ok();
+    d.docker(["create", "--name", "stopped", "busybox"]).ok();
+
+    let fmt = "{{.Name}}|{{.CPUPerc}}|{{.MemUsage}}|{{.PIDs}}";
+    let o = d
+        .docker(["stats", "--no-stream", "--format", fmt, "busy", "stopped"])
+        .ok();
+    let lines: Vec<&str> = o.lines().collect();
+    assert_eq!(lines.len(), 2, "{o}");
+    let busy: Vec<&str> = lines[0].split('|').collect();
+    assert_eq!(busy[0], "busy");
+    let cpu: f64 = busy[1].trim_end_matches('%').parse().unwrap();
+    assert!(cpu > 5.0, "a busy loop uses CPU: {o}");
+    assert!(busy[2].ends_with(" / 64MiB"), "{o}");
+    assert_eq!(busy[3], "1");
+    assert_eq!(lines[1], "stopped|0.00%|0B / 0B|0");
+
+    // The berth CLI: running containers by default, all with -a.
+    let o = d
+        .berth(["stats", "--no-stream", "--format", "{{.Name}}"])
+        .ok();
+    let mut names: Vec<&str> = o.lines().collect();
+    names.sort();
+    assert_eq!(names, ["busy", "idle"]);
+    let o = d
+        .berth([
+            "stats",
+            "--no-stream",
+            "-a",
+            "--format",
+            "{{.Name}} {{.PIDs}}",
+        ])
+        .ok();
+    assert!(o.lines().any(|l| l == "stopped 0"), "{o}");
+
+    // Streaming: a document a second.
+    let out = std::process::Command::new("curl")
+        .args(["-s", "--max-time", "2.5", "--unix-socket"])
+        .arg(&d.sock)
+        .arg("http://localhost/containers/idle/stats")
+        .output()
+        .unwrap();
+    let docs = String::from_utf8_lossy(&out.stdout);
+    assert!(docs.lines().count() >= 2, "{docs}");
+    let first: serde_json::Value = serde_json::from_str(docs.lines().next().unwrap()).unwrap();
+    assert_eq!(first["name"], "/idle");
+    assert!(
+        first["memory_stats"]["usage"].as_u64().unwrap() > 0,
+        "{first}"
+    );
+
+    let o = d.docker(["stats", "--no-stream", "nosuch"]);
+    assert_ne!(o.status, 0);
+    d.docker(["rm", "-f", "busy", "idle"]).ok();
 }

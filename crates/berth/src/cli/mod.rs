@@ -388,6 +388,7 @@ pub enum Verb {
     Diff,
     Export,
     Commit,
+    Stats,
 }
 
 const TOP_VERBS: &[(&str, Verb)] = &[
@@ -420,6 +421,7 @@ const TOP_VERBS: &[(&str, Verb)] = &[
     ("run", Verb::Run),
     ("save", Verb::Save),
     ("start", Verb::Start),
+    ("stats", Verb::Stats),
     ("stop", Verb::Stop),
     ("tag", Verb::Tag),
     ("top", Verb::Top),
@@ -450,6 +452,7 @@ const CONTAINER_VERBS: &[(&str, Verb)] = &[
     ("remove", Verb::Rm),
     ("run", Verb::Run),
     ("start", Verb::Start),
+    ("stats", Verb::Stats),
     ("stop", Verb::Stop),
     ("top", Verb::Top),
     ("unpause", Verb::Unpause),
@@ -524,6 +527,7 @@ impl Verb {
             Verb::Diff => "Inspect changes to files or directories on a container's filesystem",
             Verb::Export => "Export a container's filesystem as a tar archive",
             Verb::Commit => "Create a new image from a container's changes",
+            Verb::Stats => "Display a live stream of container(s) resource usage statistics",
         }
     }
 
@@ -574,7 +578,8 @@ impl Verb {
             | Verb::SystemDf
             | Verb::Diff
             | Verb::Export
-            | Verb::Commit => ops::spec(self, path),
+            | Verb::Commit
+            | Verb::Stats => ops::spec(self, path),
             _ => container::spec(self, path),
         };
         let spec = Spec {
@@ -617,7 +622,8 @@ impl Verb {
             | Verb::SystemDf
             | Verb::Diff
             | Verb::Export
-            | Verb::Commit => ops::run(ctx, self, m).await,
+            | Verb::Commit
+            | Verb::Stats => ops::run(ctx, self, m).await,
             _ => container::run(ctx, self, m).await,
         }
     }

@@ -1,4 +1,4 @@
-//! `container prune`, `image prune`, `system df`, `diff`, `export` and `commit`.
+//! `container prune`, `image prune`, `system df`, `diff`, `export`, `commit` and `stats`.
 
 use std::io::{BufRead, Write};
 
@@ -24,6 +24,20 @@ pub fn spec(verb: Verb, path: &str) -> Spec {
             super::spec(path, "[OPTIONS]", NArgs::Exact(0), vec![filter(), force()])
         }
         Verb::Diff => super::spec(path, "CONTAINER", NArgs::Exact(1), vec![]),
+        Verb::Stats => super::spec(
+            path,
+            "[OPTIONS] [CONTAINER...]",
+            NArgs::Any,
+            vec![
+                Flag::bool("all", "Show all containers (default shows just running)").short('a'),
+                format_flag(),
+                Flag::bool(
+                    "no-stream",
+                    "Disable streaming stats and only pull the first result",
+                ),
+                Flag::bool("no-trunc", "Do not truncate output"),
+            ],
+        ),
         Verb::Commit => super::spec(
             path,
             "[OPTIONS] CONTAINER [REPOSITORY[:TAG]]",
@@ -82,6 +96,7 @@ pub async fn run(ctx: &Ctx, verb: Verb, m: Matches) -> CliResult<()> {
         Verb::Diff => diff(ctx, m).await,
         Verb::Export => export(ctx, m).await,
         Verb::Commit => commit(ctx, m).await,
+        Verb::Stats => stats(ctx, m).await,
         _ => system_df(ctx, m).await,
     }
 }
@@ -155,6 +170,156 @@ async fn commit(ctx: &Ctx, m: Matches) -> CliResult<()> {
     };
     let id = ctx.client()?.commit(&opts).await?;
     super::print_out(&format!("{}\n", id.id))
+}
+
+const STATS_TABLE: &str = "table {{.ID}}\t{{.Name}}\t{{.CPUPerc}}\t{{.MemUsage}}\t{{.MemPerc}}\t{{.NetIO}}\t{{.BlockIO}}\t{{.PIDs}}";
+const STATS_HEADERS: &[(&str, &str)] = &[
+    ("Container", "CONTAINER"),
+    ("ID", "CONTAINER ID"),
+    ("Name", "NAME"),
+    ("CPUPerc", "CPU %"),
+    ("MemUsage", "MEM USAGE / LIMIT"),
+    ("MemPerc", "MEM %"),
+    ("NetIO", "NET I/O"),
+    ("BlockIO", "BLOCK I/O"),
+    ("PIDs", "PIDS"),
+];
+
+/// One row of `stats` from a `StatsJSON` document, computed as Docker's CLI does.
+fn stats_row(container: &str, doc: &serde_json::Value, trunc: bool) -> Row {
+    let u = |v: &serde_json::Value| v.as_u64().unwrap_or(0) as f64;
+    let cpu = &doc["cpu_stats"];
+    let pre = &doc["precpu_stats"];
+    let cpu_delta = u(&cpu["cpu_usage"]["total_usage"]) - u(&pre["cpu_usage"]["total_usage"]);
+    let sys_delta = u(&cpu["system_cpu_usage"]) - u(&pre["system_cpu_usage"]);
+    let online = u(&cpu["online_cpus"]);
+    let cpu_pct = if sys_delta > 0.0 && cpu_delta > 0.0 {
+        cpu_delta / sys_delta * online * 100.0
+    } else {
+        0.0
+    };
+    let mem = &doc["memory_stats"];
+    let usage = u(&mem["usage"]);
+    let stat = |k: &str| mem["stats"].get(k).map(u);
+    let used = match (stat("total_inactive_file"), stat("inactive_file")) {
+        (Some(v), _) if v < usage => usage - v,
+        (None, Some(v)) if v < usage => usage - v,
+        _ => usage,
+    };
+    let limit = u(&mem["limit"]);
+    let mem_pct = if limit > 0.0 {
+        used / limit * 100.0
+    } else {
+        0.0
+    };
+    let (mut rx, mut tx) = (0.0, 0.0);
+    if let Some(nets) = doc["networks"].as_object() {
+        for n in nets.values() {
+            rx += u(&n["rx_bytes"]);
+            tx += u(&n["tx_bytes"]);
+        }
+    }
+    let (mut rd, mut wr) = (0.0, 0.0);
+    for e in doc["blkio_stats"]["io_service_bytes_recursive"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        match e["op"].as_str().map(str::to_ascii_lowercase).as_deref() {
+            Some("read") => rd += u(&e["value"]),
+            Some("write") => wr += u(&e["value"]),
+            _ => {}
+        }
+    }
+    let id = doc["id"].as_str().unwrap_or_default();
+    let id = if trunc && id.len() > 12 {
+        &id[..12]
+    } else {
+        id
+    };
+    let name = doc["name"]
+        .as_str()
+        .unwrap_or_default()
+        .trim_start_matches('/');
+    let io = |a: f64, b: f64| {
+        format!(
+            "{} / {}",
+            super::units::human_size_precision(a, 3),
+            super::units::human_size_precision(b, 3)
+        )
+    };
+    Row::new(string_map([
+        ("Container", container.to_string()),
+        ("ID", id.to_string()),
+        ("Name", name.to_string()),
+        ("CPUPerc", format!("{cpu_pct:.2}%")),
+        (
+            "MemUsage",
+            format!(
+                "{} / {}",
+                berth_api::units::bytes_size(used),
+                berth_api::units::bytes_size(limit)
+            ),
+        ),
+        ("MemPerc", format!("{mem_pct:.2}%")),
+        ("NetIO", io(rx, tx)),
+        ("BlockIO", io(rd, wr)),
+        ("PIDs", u(&doc["pids_stats"]["current"]).to_string()),
+    ]))
+}
+
+async fn stats(ctx: &Ctx, m: Matches) -> CliResult<()> {
+    use futures_util::StreamExt;
+    let client = ctx.client()?;
+    let trunc = !m.flag("no-trunc");
+    let source = m.string("format").unwrap_or_default();
+    let listing = Listing {
+        default_table: STATS_TABLE,
+        headers: STATS_HEADERS,
+    };
+    loop {
+        let names: Vec<String> = if m.args.is_empty() {
+            client
+                .container_list(&berth_api::ContainerListOptions {
+                    all: m.flag("all"),
+                    ..Default::default()
+                })
+                .await?
+                .into_iter()
+                .map(|c| c.id)
+                .collect()
+        } else {
+            m.args.clone()
+        };
+        let docs = futures_util::future::join_all(names.iter().map(|n| {
+            let client = &client;
+            async move {
+                let opts = berth_api::StatsOptions {
+                    stream: false,
+                    one_shot: false,
+                };
+                let mut body = client.container_stats(n, opts).await?;
+                let mut buf = Vec::new();
+                while let Some(chunk) = body.next().await {
+                    buf.extend_from_slice(&chunk?);
+                }
+                let doc: serde_json::Value = serde_json::from_slice(&buf)
+                    .map_err(|e| CliError::msg(format!("berth: bad stats from the daemon: {e}")))?;
+                CliResult::Ok(doc)
+            }
+        }))
+        .await;
+        let mut rows = Vec::new();
+        for (n, d) in names.iter().zip(docs) {
+            rows.push(stats_row(n, &d?, trunc));
+        }
+        let out = format::render(&source, &listing, &rows)?;
+        if m.flag("no-stream") {
+            return super::print_out(&out);
+        }
+        // As Docker's CLI: redraw in place.
+        super::print_out(&format!("\x1b[H\x1b[J{out}"))?;
+    }
 }
 
 /// Docker's `PromptForConfirmation`: the warning and `[y/N]` on stdout, one line from stdin.
