@@ -36,7 +36,7 @@ use berth_image::config::ImageConfig;
 use berth_image::distmeta::{BlobSource, LayerBlob};
 use berth_image::error::ImageError;
 use berth_image::ingest::IngestExpect;
-use berth_image::layer::{chain_ids, ChainId, LayerMeta};
+use berth_image::layer::{chain_ids, ChainId, DiffId, LayerMeta};
 use berth_image::store::{
     CreateOptions, Image, ImageLayer, ImageStore, MEDIA_TYPE_DOCKER_LAYER_GZIP,
     MEDIA_TYPE_DOCKER_LAYER_TAR, MEDIA_TYPE_OCI_LAYER_GZIP, MEDIA_TYPE_OCI_LAYER_TAR,
@@ -616,27 +616,18 @@ impl Puller {
         .map_err(image_error)?;
         drop(pins);
         // Where these blobs live, for mounts and "Layer already exists" on later pushes.
-        let source = BlobSource {
-            registry: r.domain().to_string(),
-            repository: r.path().to_string(),
-        };
-        let entries = layers
-            .iter()
-            .map(|l| {
+        record_blob_source(
+            &self.store,
+            r,
+            layers.iter().map(|l| {
                 (
                     l.diff_id.clone(),
-                    LayerBlob {
-                        digest: l.blob.clone(),
-                        media_type: l.media_type.clone(),
-                        size: l.compressed_size,
-                        sources: vec![source.clone()],
-                    },
+                    l.blob.clone(),
+                    l.media_type.clone(),
+                    l.compressed_size,
                 )
-            })
-            .collect();
-        if let Err(e) = self.store.record_layer_blobs(entries) {
-            tracing::warn!(error = %e, "cannot record distribution metadata");
-        }
+            }),
+        );
         Ok(img.id.clone())
     }
 
@@ -787,6 +778,35 @@ impl Puller {
         .map_err(|e| e.to_string())?
         .map_err(|e| image_error(e.into()).message)?;
         Ok(applied.meta.clone())
+    }
+}
+
+/// Records that `r`'s repository holds these layer blobs (diff ID, blob digest, media type,
+/// size), for cross-repository mounts and "Layer already exists" on later pushes.
+fn record_blob_source(
+    store: &ImageStore,
+    r: &Reference,
+    blobs: impl Iterator<Item = (DiffId, Digest, String, u64)>,
+) {
+    let source = BlobSource {
+        registry: r.domain().to_string(),
+        repository: r.path().to_string(),
+    };
+    let entries = blobs
+        .map(|(diff_id, digest, media_type, size)| {
+            (
+                diff_id,
+                LayerBlob {
+                    digest,
+                    media_type,
+                    size,
+                    sources: vec![source.clone()],
+                },
+            )
+        })
+        .collect();
+    if let Err(e) = store.record_layer_blobs(entries) {
+        tracing::warn!(error = %e, "cannot record distribution metadata");
     }
 }
 
@@ -1256,29 +1276,18 @@ impl Pusher {
         let id = img.id.clone();
         let digest_ref = r.repository().with_digest(digest);
         let _ = tokio::task::spawn_blocking(move || store.add_digest_ref(&id, &digest_ref)).await;
-        let source = BlobSource {
-            registry: r.domain().to_string(),
-            repository: r.path().to_string(),
-        };
-        let entries = img
-            .layers
-            .iter()
-            .zip(&pushed)
-            .map(|(l, p)| {
+        record_blob_source(
+            &self.store,
+            r,
+            img.layers.iter().zip(&pushed).map(|(l, p)| {
                 (
                     l.diff_id.clone(),
-                    LayerBlob {
-                        digest: p.digest.clone(),
-                        media_type: p.media_type.clone(),
-                        size: p.size,
-                        sources: vec![source.clone()],
-                    },
+                    p.digest.clone(),
+                    p.media_type.clone(),
+                    p.size,
                 )
-            })
-            .collect();
-        if let Err(e) = self.store.record_layer_blobs(entries) {
-            tracing::warn!(error = %e, "cannot record distribution metadata");
-        }
+            }),
+        );
         let mut attrs = BTreeMap::new();
         attrs.insert("name".to_string(), r.familiar_name());
         let shown = r

@@ -139,25 +139,7 @@ impl ContentStore {
         let mut w = DigestWriter::new(file, algorithm);
         copy_distinguishing_errors(r, &mut w, &ingest_path)?;
         let (digest, size, file) = w.finish();
-        if let Some(want) = expected_size {
-            if want != size {
-                return Err(CasError::SizeMismatch {
-                    digest: expected
-                        .map(|d| d.to_string())
-                        .unwrap_or_else(|| digest.to_string()),
-                    expected: want,
-                    actual: size,
-                });
-            }
-        }
-        if let Some(want) = expected {
-            if *want != digest {
-                return Err(CasError::DigestMismatch {
-                    expected: want.clone(),
-                    actual: digest,
-                });
-            }
-        }
+        check_written(&digest, size, expected, expected_size)?;
         file.sync_all()
             .map_err(fsutil::ctx("fsync", &ingest_path))?;
         drop(file);
@@ -262,6 +244,34 @@ impl ContentStore {
     }
 }
 
+/// Refuses written content whose size or digest is not the expected one (either may be
+/// unknown); the error names both values.
+fn check_written(
+    digest: &Digest,
+    size: u64,
+    expected: Option<&Digest>,
+    expected_size: Option<u64>,
+) -> Result<(), CasError> {
+    if let Some(want) = expected_size {
+        if want != size {
+            return Err(CasError::SizeMismatch {
+                digest: expected.unwrap_or(digest).to_string(),
+                expected: want,
+                actual: size,
+            });
+        }
+    }
+    if let Some(want) = expected {
+        if want != digest {
+            return Err(CasError::DigestMismatch {
+                expected: want.clone(),
+                actual: digest.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// A blob being written piece by piece (for producers that push bytes, such as a registry
 /// download that is extracted at the same time). The bytes go to a private ingest file and
 /// are hashed on the way; [`Ingest::commit`] verifies digest and size, fsyncs and renames the
@@ -327,25 +337,7 @@ impl Ingest {
     ) -> Result<BlobInfo, CasError> {
         let Ingest { path, w, guard } = self;
         let (digest, size, file) = w.finish();
-        if let Some(want) = expected_size {
-            if want != size {
-                return Err(CasError::SizeMismatch {
-                    digest: expected
-                        .map(|d| d.to_string())
-                        .unwrap_or_else(|| digest.to_string()),
-                    expected: want,
-                    actual: size,
-                });
-            }
-        }
-        if let Some(want) = expected {
-            if *want != digest {
-                return Err(CasError::DigestMismatch {
-                    expected: want.clone(),
-                    actual: digest,
-                });
-            }
-        }
+        check_written(&digest, size, expected, expected_size)?;
         let deferred = match pending {
             Some(p) if p.enabled() => match p.mark(&Unflushed::Blob(digest.clone())) {
                 Ok(()) => true,

@@ -104,15 +104,7 @@ impl ImageStore {
             expect.size,
             self.pending(),
         )?;
-        if let Some(want) = expect.diff_id {
-            if *want != staged.stats.diff_id {
-                return Err(LayerError::DiffIdMismatch {
-                    expected: want.clone(),
-                    actual: staged.stats.diff_id.clone(),
-                }
-                .into());
-            }
-        }
+        check_diff_id(&staged, expect.diff_id)?;
         Ok(IngestedLayer {
             staged,
             blob,
@@ -138,15 +130,7 @@ impl ImageStore {
             progress,
         };
         let (compression, staged) = self.extract_pipelined(&mut counted, blob)?;
-        if let Some(want) = expected_diff_id {
-            if *want != staged.stats.diff_id {
-                return Err(LayerError::DiffIdMismatch {
-                    expected: want.clone(),
-                    actual: staged.stats.diff_id.clone(),
-                }
-                .into());
-            }
-        }
+        check_diff_id(&staged, expected_diff_id)?;
         Ok(IngestedLayer {
             staged,
             blob: BlobInfo {
@@ -209,6 +193,18 @@ impl ImageStore {
             })?;
             Ok((compression, staged))
         })
+    }
+}
+
+/// Refuses a staged layer whose diff ID is not the expected one.
+fn check_diff_id(staged: &StagedLayer, expected: Option<&DiffId>) -> Result<(), ImageError> {
+    match expected {
+        Some(want) if *want != staged.stats.diff_id => Err(LayerError::DiffIdMismatch {
+            expected: want.clone(),
+            actual: staged.stats.diff_id.clone(),
+        }
+        .into()),
+        _ => Ok(()),
     }
 }
 
