@@ -201,19 +201,20 @@ impl Container {
 
     /// Changes the record in memory, persists it, and publishes the new run state.
     pub fn update(&self, f: impl FnOnce(&mut ContainerRecord)) -> std::io::Result<()> {
-        let (bytes, rs) = {
-            let mut r = lock(&self.record);
-            f(&mut r);
-            let bytes = serde_json::to_vec(&*r).map_err(std::io::Error::other)?;
-            (bytes, (r.state.status, r.state.exit_code))
-        };
-        self.publish(rs.0, rs.1, false);
+        let bytes = self.change(f)?;
         berth_image::fsutil::write_atomic(&self.dir, RECORD_FILE, &bytes)
     }
 
     /// Like [`Container::update`] but written without fsyncs: for states whose loss in a power
     /// failure is harmless (the exit of a container that is removed next).
     pub fn update_volatile(&self, f: impl FnOnce(&mut ContainerRecord)) -> std::io::Result<()> {
+        let bytes = self.change(f)?;
+        berth_image::fsutil::write_replace(&self.dir, RECORD_FILE, &bytes, 0o600)
+    }
+
+    /// Applies `f` to the record in memory, publishes the new run state and returns the
+    /// record's bytes for the caller to persist.
+    fn change(&self, f: impl FnOnce(&mut ContainerRecord)) -> std::io::Result<Vec<u8>> {
         let (bytes, rs) = {
             let mut r = lock(&self.record);
             f(&mut r);
@@ -221,7 +222,7 @@ impl Container {
             (bytes, (r.state.status, r.state.exit_code))
         };
         self.publish(rs.0, rs.1, false);
-        berth_image::fsutil::write_replace(&self.dir, RECORD_FILE, &bytes, 0o600)
+        Ok(bytes)
     }
 
     /// Changes the state in memory only (e.g. `removing`: the record is deleted next).

@@ -81,13 +81,7 @@ pub fn decompress<'a, R: Read + 'a>(mut r: R) -> io::Result<(Compression, Box<dy
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Write;
-
-    fn gz(data: &[u8]) -> Vec<u8> {
-        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        e.write_all(data).unwrap();
-        e.finish().unwrap()
-    }
+    use crate::testutil::gz;
 
     #[test]
     fn round_trips_each_format() {

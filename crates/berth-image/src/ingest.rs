@@ -370,14 +370,7 @@ impl<R> TeeFailure for Counted<'_, R> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testutil::{tar_of, Ent};
-    use std::io::Write;
-
-    fn gz(data: &[u8]) -> Vec<u8> {
-        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        e.write_all(data).unwrap();
-        e.finish().unwrap()
-    }
+    use crate::testutil::{gz, tar_of, Ent};
 
     fn ingest_is_empty(root: &std::path::Path) -> bool {
         std::fs::read_dir(root.join("content/ingest"))

@@ -130,3 +130,11 @@ pub fn gzip(data: &[u8]) -> Vec<u8> {
 pub fn is_root() -> bool {
     rustix::process::geteuid().is_root()
 }
+
+/// `data` gzipped (fast level), as a registry or `docker save` would ship a layer.
+pub fn gz(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
