@@ -8,11 +8,13 @@
 //! * [`logs`] — the json-file log format: writer (used by the shim) and reader.
 //! * [`stdcopy`] — Docker's 8-byte multiplexing header for attach/logs streams.
 //! * [`cgroups`] — cgroup mode detection, OOM-kill counters, usage readers.
+//! * [`probe`] — `berth runtime-probe`: reports from inside a container what confines it.
 //!
 //! See docs/architecture.md for how the pieces fit together.
 
 pub mod cgroups;
 pub mod logs;
+pub mod probe;
 pub mod runtime;
 pub mod seccomp;
 pub mod shim;

@@ -1,21 +1,24 @@
 //! Docker's default seccomp policy, authored here in Rust, and the parser for Docker-format
-//! profiles (`--security-opt seccomp=/path.json`).
+//! profiles (`--security-opt seccomp=/path.json`, `--seccomp-profile`).
 //!
-//! The policy follows Docker's: deny by default with `EPERM`, allow the ordinary syscalls,
-//! unlock privileged syscalls only when the container holds the capability that guards them,
-//! forbid namespace creation through `clone`/`unshare` without `CAP_SYS_ADMIN` (and make
-//! `clone3` return `ENOSYS` so libc falls back to the filterable `clone`), restrict
-//! `personality` to harmless personas and deny `AF_VSOCK` sockets.
+//! The default policy is Docker's, rule for rule (moby/profiles `seccomp/default.json`, as
+//! vendored by moby at `seccomp/v0.2.3`): deny by default with `EPERM`; allow the ordinary
+//! syscalls; unlock privileged syscalls only when the container holds the capability that
+//! guards them; `clone` only without namespace flags and `unshare` not at all unless the
+//! container holds `CAP_SYS_ADMIN` (user namespaces included); `clone3` answers `ENOSYS` so
+//! libc falls back to the filterable `clone`; `personality` only for harmless personas;
+//! `socket` for every address family but `AF_ALG` and `AF_VSOCK`.
 //!
 //! Both the default policy and custom profiles are expressed as a [`Profile`] (Docker's JSON
 //! shape, with `includes`/`excludes` conditions on capabilities, architectures and kernel
-//! version) and turned into the OCI [`LinuxSeccomp`] for one container by [`Profile::compile`].
+//! version) and turned into the OCI [`LinuxSeccomp`] for one container by [`Profile::compile`],
+//! following moby's `setupSeccomp`.
 
 use oci_spec::runtime::{
     Arch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompArgBuilder, LinuxSeccompFilterFlag,
     LinuxSeccompOperator, LinuxSyscall,
 };
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
 /// Errors of profile parsing/compilation.
 #[derive(Debug, thiserror::Error)]
@@ -32,19 +35,33 @@ pub enum SeccompError {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Profile {
-    /// Action when no rule matches.
-    pub default_action: LinuxSeccompAction,
+    /// Action when no rule matches. A profile without one and without rules means "no
+    /// filter" (as in moby).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_action: Option<LinuxSeccompAction>,
     /// errno returned by the default action when it is SCMP_ACT_ERRNO.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_errno_ret: Option<u32>,
-    /// Flat architecture list (exclusive with `arch_map`).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub architectures: Vec<Arch>,
+    /// Flat architecture list (exclusive with `arch_map`), libseccomp names (`SCMP_ARCH_X86`).
+    #[serde(
+        default,
+        deserialize_with = "null_as_empty",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub architectures: Vec<String>,
     /// Architecture map: the entry of the native architecture and its sub-architectures apply.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_empty",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub arch_map: Vec<ArchMap>,
     /// Filter flags.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_empty",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub flags: Vec<LinuxSeccompFilterFlag>,
     /// SCMP_ACT_NOTIFY listener.
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -53,19 +70,21 @@ pub struct Profile {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub listener_metadata: String,
     /// The rules.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub syscalls: Vec<Rule>,
 }
 
-/// One `archMap` entry.
+/// One `archMap` entry. Architectures are kept as libseccomp names so that a profile naming an
+/// architecture berth cannot run (Docker's own lists `SCMP_ARCH_LOONGARCH64`) still loads.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ArchMap {
     /// The main architecture.
-    pub architecture: Arch,
-    /// Architectures that run on it (x86 and x32 on x86_64).
-    #[serde(default)]
-    pub sub_architectures: Vec<Arch>,
+    pub architecture: String,
+    /// Architectures that run on it (x86 and x32 on x86_64); `null` in Docker's JSON for
+    /// architectures without any.
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub sub_architectures: Vec<String>,
 }
 
 /// One syscall rule.
@@ -73,7 +92,7 @@ pub struct ArchMap {
 #[serde(rename_all = "camelCase")]
 pub struct Rule {
     /// Syscall names.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub names: Vec<String>,
     /// Legacy single name.
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -84,16 +103,28 @@ pub struct Rule {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub errno_ret: Option<u32>,
     /// Argument conditions (all must match).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_empty",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub args: Vec<Arg>,
     /// Free text.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub comment: String,
     /// The rule applies only when all of these hold.
-    #[serde(default, skip_serializing_if = "Filter::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Filter::is_empty"
+    )]
     pub includes: Filter,
     /// The rule does not apply when any of these holds.
-    #[serde(default, skip_serializing_if = "Filter::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Filter::is_empty"
+    )]
     pub excludes: Filter,
 }
 
@@ -103,9 +134,9 @@ pub struct Rule {
 pub struct Arg {
     /// Argument index (0–5).
     pub index: u32,
-    /// Value.
+    /// Value (the mask for SCMP_CMP_MASKED_EQ).
     pub value: u64,
-    /// Second value (mask for SCMP_CMP_MASKED_EQ).
+    /// Second value (the compared value for SCMP_CMP_MASKED_EQ).
     #[serde(default)]
     pub value_two: u64,
     /// Operator.
@@ -117,10 +148,18 @@ pub struct Arg {
 #[serde(rename_all = "camelCase")]
 pub struct Filter {
     /// Capabilities (CAP_…).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_empty",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub caps: Vec<String>,
-    /// Architectures in Go naming (amd64, x32, 386, arm64, arm …).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// Architectures in libseccomp's naming as moby maps Go's (amd64, x86, x32, arm64, arm …).
+    #[serde(
+        default,
+        deserialize_with = "null_as_empty",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub arches: Vec<String>,
     /// Minimum kernel version ("4.8").
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -133,31 +172,71 @@ impl Filter {
     }
 }
 
-/// The architecture of this build in Go's naming (Docker's profiles use it).
+/// Go's JSON decoder leaves a slice empty for `null`; serde would refuse it.
+fn null_as_empty<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Ok(Option::<Vec<T>>::deserialize(d)?.unwrap_or_default())
+}
+
+fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
+/// The architecture of this build as moby names it in `includes`/`excludes` (its `goToNative`
+/// map: Go's `GOARCH` turned into libseccomp's name, so `386` is `x86`).
 pub fn native_arch() -> &'static str {
     match std::env::consts::ARCH {
         "x86_64" => "amd64",
-        "x86" => "386",
+        "x86" => "x86",
         "aarch64" => "arm64",
         "arm" => "arm",
-        "powerpc64" => "ppc64le",
+        "powerpc64" if cfg!(target_endian = "little") => "ppc64le",
+        "powerpc64" => "ppc64",
+        "powerpc" => "ppc",
         "s390x" => "s390x",
         "riscv64" => "riscv64",
+        "loongarch64" => "loongarch64",
+        "mips64" if cfg!(target_endian = "little") => "mipsel64",
+        "mips64" => "mips64",
+        "mips" if cfg!(target_endian = "little") => "mipsel",
         other => other,
     }
 }
 
-fn native_scmp_arch() -> Option<Arch> {
-    match std::env::consts::ARCH {
-        "x86_64" => Some(Arch::ScmpArchX86_64),
-        "x86" => Some(Arch::ScmpArchX86),
-        "aarch64" => Some(Arch::ScmpArchAarch64),
-        "arm" => Some(Arch::ScmpArchArm),
-        "powerpc64" => Some(Arch::ScmpArchPpc64le),
-        "s390x" => Some(Arch::ScmpArchS390x),
-        "riscv64" => Some(Arch::ScmpArchRiscv64),
-        _ => None,
-    }
+/// The libseccomp name of this build's architecture (`SCMP_ARCH_X86_64`).
+fn native_scmp_arch() -> Option<&'static str> {
+    Some(match native_arch() {
+        "amd64" => "SCMP_ARCH_X86_64",
+        "x86" => "SCMP_ARCH_X86",
+        "arm64" => "SCMP_ARCH_AARCH64",
+        "arm" => "SCMP_ARCH_ARM",
+        "ppc64le" => "SCMP_ARCH_PPC64LE",
+        "ppc64" => "SCMP_ARCH_PPC64",
+        "ppc" => "SCMP_ARCH_PPC",
+        "s390x" => "SCMP_ARCH_S390X",
+        "riscv64" => "SCMP_ARCH_RISCV64",
+        "loongarch64" => "SCMP_ARCH_LOONGARCH64",
+        "mips64" => "SCMP_ARCH_MIPS64",
+        "mipsel64" => "SCMP_ARCH_MIPSEL64",
+        "mipsel" => "SCMP_ARCH_MIPSEL",
+        _ => return None,
+    })
+}
+
+/// A libseccomp architecture name as the OCI spec's [`Arch`].
+fn oci_arch(name: &str) -> Result<Arch, SeccompError> {
+    serde_json::from_value(serde_json::Value::String(name.to_string())).map_err(|_| {
+        SeccompError::Invalid(format!(
+            "architecture {name:?} is not supported by berth's OCI runtime interface"
+        ))
+    })
 }
 
 /// The running kernel's (major, minor).
@@ -185,53 +264,72 @@ fn normalize_cap(c: &str) -> String {
 }
 
 impl Profile {
-    /// Turns the profile into the OCI seccomp config for a container holding `caps`, on this
-    /// architecture and the running kernel.
-    pub fn compile(&self, caps: &[String]) -> Result<LinuxSeccomp, SeccompError> {
+    /// Turns the profile into the OCI seccomp config for a container holding `caps` (its
+    /// bounding set), on this architecture and the running kernel. `None`: the profile names
+    /// neither a default action nor rules, which moby takes as "no filter".
+    pub fn compile(&self, caps: &[String]) -> Result<Option<LinuxSeccomp>, SeccompError> {
         self.compile_for(caps, native_arch(), kernel_version())
     }
 
-    /// [`Profile::compile`] for an explicit Go architecture name and kernel version.
+    /// [`Profile::compile`] for an explicit architecture (moby's naming, see [`native_arch`])
+    /// and kernel version.
     pub fn compile_for(
         &self,
         caps: &[String],
         arch: &str,
         kernel: (u32, u32),
-    ) -> Result<LinuxSeccomp, SeccompError> {
+    ) -> Result<Option<LinuxSeccomp>, SeccompError> {
+        let Some(default_action) = self.default_action else {
+            if self.syscalls.is_empty() {
+                return Ok(None);
+            }
+            return Err(SeccompError::Invalid(
+                "the profile has rules but no 'defaultAction'".into(),
+            ));
+        };
         if !self.architectures.is_empty() && !self.arch_map.is_empty() {
             return Err(SeccompError::Invalid(
-                "use either 'architectures' or 'archMap'".into(),
+                "both 'architectures' and 'archMap' are specified in the seccomp profile, use either 'architectures' or 'archMap'".into(),
             ));
         }
         let caps: Vec<String> = caps.iter().map(|c| normalize_cap(c)).collect();
-        let mut arches = self.architectures.clone();
-        if let Some(native) = native_scmp_arch() {
-            for m in &self.arch_map {
-                if m.architecture == native {
-                    arches.push(m.architecture);
-                    // A sub-architecture the kernel cannot run needs no filter: the x32 ABI
-                    // is compiled out of many kernels, and every architecture in the filter
-                    // costs the runtime time on each create and exec.
-                    arches.extend(
-                        m.sub_architectures
-                            .iter()
-                            .copied()
-                            .filter(|a| *a != Arch::ScmpArchX32 || x32_supported()),
-                    );
+        let mut arches = self
+            .architectures
+            .iter()
+            .map(|a| oci_arch(a))
+            .collect::<Result<Vec<_>, _>>()?;
+        let native = scmp_arch_of(arch);
+        if let Some(m) = self
+            .arch_map
+            .iter()
+            .find(|m| Some(m.architecture.as_str()) == native)
+        {
+            arches.push(oci_arch(&m.architecture)?);
+            for sub in &m.sub_architectures {
+                let sub = oci_arch(sub)?;
+                // Deliberate difference (docs/compatibility.md): a sub-architecture the
+                // kernel cannot run needs no filter. The x32 ABI is compiled out of many
+                // kernels, and every architecture in the filter costs the runtime time on
+                // each create and exec; the kernel refuses x32 calls there anyway.
+                if sub == Arch::ScmpArchX32 && !x32_supported() {
+                    continue;
                 }
+                arches.push(sub);
             }
         }
         let mut syscalls = Vec::with_capacity(self.syscalls.len());
         for rule in &self.syscalls {
-            if !rule.applies(&caps, arch, kernel)? {
-                continue;
-            }
             let mut names = rule.names.clone();
             if !rule.name.is_empty() {
                 if !names.is_empty() {
-                    return Err(SeccompError::Invalid("use either 'name' or 'names'".into()));
+                    return Err(SeccompError::Invalid(
+                        "both 'name' and 'names' are specified in the seccomp profile, use either 'name' or 'names'".into(),
+                    ));
                 }
                 names.push(rule.name.clone());
+            }
+            if !rule.applies(&caps, arch, kernel)? {
+                continue;
             }
             if names.is_empty() {
                 continue;
@@ -266,7 +364,7 @@ impl Profile {
             syscalls.push(s);
         }
         let mut out = LinuxSeccomp::default();
-        out.set_default_action(self.default_action);
+        out.set_default_action(default_action);
         out.set_default_errno_ret(self.default_errno_ret);
         out.set_architectures((!arches.is_empty()).then_some(arches));
         out.set_flags((!self.flags.is_empty()).then(|| self.flags.clone()));
@@ -277,32 +375,45 @@ impl Profile {
             (!self.listener_metadata.is_empty()).then(|| self.listener_metadata.clone()),
         );
         out.set_syscalls(Some(syscalls));
-        Ok(out)
+        Ok(Some(out))
     }
 }
 
+/// moby's `nativeToSeccomp`: the libseccomp architecture for one of its native names.
+fn scmp_arch_of(native: &str) -> Option<&'static str> {
+    if native == native_arch() {
+        return native_scmp_arch();
+    }
+    Some(match native {
+        "x86" => "SCMP_ARCH_X86",
+        "amd64" => "SCMP_ARCH_X86_64",
+        "arm" => "SCMP_ARCH_ARM",
+        "arm64" => "SCMP_ARCH_AARCH64",
+        "loongarch64" => "SCMP_ARCH_LOONGARCH64",
+        "mips64" => "SCMP_ARCH_MIPS64",
+        "mips64n32" => "SCMP_ARCH_MIPS64N32",
+        "mipsel64" => "SCMP_ARCH_MIPSEL64",
+        "mipsel64n32" => "SCMP_ARCH_MIPSEL64N32",
+        "mipsel" => "SCMP_ARCH_MIPSEL",
+        "ppc" => "SCMP_ARCH_PPC",
+        "ppc64" => "SCMP_ARCH_PPC64",
+        "ppc64le" => "SCMP_ARCH_PPC64LE",
+        "riscv64" => "SCMP_ARCH_RISCV64",
+        "s390" => "SCMP_ARCH_S390",
+        "s390x" => "SCMP_ARCH_S390X",
+        _ => return None,
+    })
+}
+
 impl Rule {
+    /// moby's conditions: any excluded arch or cap, or a kernel at least the excluded version,
+    /// drops the rule; so does a missing included arch or cap, or an older kernel.
     fn applies(
         &self,
         caps: &[String],
         arch: &str,
         kernel: (u32, u32),
     ) -> Result<bool, SeccompError> {
-        let inc = &self.includes;
-        if !inc.arches.is_empty() && !inc.arches.iter().any(|a| a == arch) {
-            return Ok(false);
-        }
-        if !inc.caps.is_empty() && !inc.caps.iter().all(|c| caps.contains(&normalize_cap(c))) {
-            return Ok(false);
-        }
-        if !inc.min_kernel.is_empty() {
-            let want = parse_kernel_version(&inc.min_kernel).ok_or_else(|| {
-                SeccompError::Invalid(format!("invalid minKernel {:?}", inc.min_kernel))
-            })?;
-            if kernel < want {
-                return Ok(false);
-            }
-        }
         let exc = &self.excludes;
         if exc.arches.iter().any(|a| a == arch) {
             return Ok(false);
@@ -310,16 +421,25 @@ impl Rule {
         if exc.caps.iter().any(|c| caps.contains(&normalize_cap(c))) {
             return Ok(false);
         }
-        if !exc.min_kernel.is_empty() {
-            let v = parse_kernel_version(&exc.min_kernel).ok_or_else(|| {
-                SeccompError::Invalid(format!("invalid minKernel {:?}", exc.min_kernel))
-            })?;
-            if kernel >= v {
-                return Ok(false);
-            }
+        if !exc.min_kernel.is_empty() && kernel >= min_kernel(&exc.min_kernel)? {
+            return Ok(false);
+        }
+        let inc = &self.includes;
+        if !inc.arches.is_empty() && !inc.arches.iter().any(|a| a == arch) {
+            return Ok(false);
+        }
+        if !inc.caps.iter().all(|c| caps.contains(&normalize_cap(c))) {
+            return Ok(false);
+        }
+        if !inc.min_kernel.is_empty() && kernel < min_kernel(&inc.min_kernel)? {
+            return Ok(false);
         }
         Ok(true)
     }
+}
+
+fn min_kernel(s: &str) -> Result<(u32, u32), SeccompError> {
+    parse_kernel_version(s).ok_or_else(|| SeccompError::Invalid(format!("invalid minKernel {s:?}")))
 }
 
 /// Parses a Docker-format profile.
@@ -327,12 +447,12 @@ pub fn parse_profile(json: &[u8]) -> Result<Profile, SeccompError> {
     serde_json::from_slice(json).map_err(|e| SeccompError::Parse(e.to_string()))
 }
 
-/// Parses a Docker-format profile and compiles it for a container holding `caps`.
-pub fn custom_profile(json: &[u8], caps: &[String]) -> Result<LinuxSeccomp, SeccompError> {
+/// Parses a Docker-format profile and compiles it for a container holding `caps`; `None` when
+/// the profile asks for no filter.
+pub fn custom_profile(json: &[u8], caps: &[String]) -> Result<Option<LinuxSeccomp>, SeccompError> {
     parse_profile(json)?.compile(caps)
 }
 
-/// Docker's default seccomp configuration for a container holding `caps`.
 /// Whether the running kernel executes x32 system calls (x86_64 only). Probed once, in a
 /// forked child so that a host seccomp filter that kills on unknown ABIs cannot take the daemon
 /// down: the child calls x32 `getpid` and exits 0 when it worked.
@@ -363,15 +483,20 @@ pub fn x32_supported() -> bool {
     })
 }
 
+/// Docker's default seccomp configuration for a container holding `caps` (its bounding set).
 pub fn default_profile(caps: &[String]) -> LinuxSeccomp {
-    // The built-in profile contains only valid rules, so compiling cannot fail; fall back to
-    // an empty allowlist (deny everything) rather than panicking if it ever did.
-    default_policy().compile(caps).unwrap_or_else(|_| {
-        let mut s = LinuxSeccomp::default();
-        s.set_default_action(LinuxSeccompAction::ScmpActErrno);
-        s.set_default_errno_ret(Some(1));
-        s
-    })
+    // The built-in profile contains only valid rules and a default action, so compiling cannot
+    // fail; fall back to an empty allowlist (deny everything) rather than panicking if it ever
+    // did.
+    match default_policy().compile(caps) {
+        Ok(Some(s)) => s,
+        _ => {
+            let mut s = LinuxSeccomp::default();
+            s.set_default_action(LinuxSeccompAction::ScmpActErrno);
+            s.set_default_errno_ret(Some(1));
+            s
+        }
+    }
 }
 
 /// Syscalls allowed to every container. Everything not here (or in a conditional rule below)
@@ -613,6 +738,7 @@ const ALLOWED: &[&str] = &[
     "renameat",
     "renameat2",
     "restart_syscall",
+    "riscv_hwprobe",
     "rmdir",
     "rseq",
     "rt_sigaction",
@@ -750,6 +876,16 @@ const CLONE_NEWIPC: u64 = 0x0800_0000;
 const CLONE_NEWUSER: u64 = 0x1000_0000;
 const CLONE_NEWPID: u64 = 0x2000_0000;
 const CLONE_NEWNET: u64 = 0x4000_0000;
+/// Every namespace flag: `clone` without CAP_SYS_ADMIN must have none of them set.
+const CLONE_NAMESPACES: u64 = CLONE_NEWNS
+    | CLONE_NEWUTS
+    | CLONE_NEWIPC
+    | CLONE_NEWUSER
+    | CLONE_NEWPID
+    | CLONE_NEWNET
+    | CLONE_NEWCGROUP;
+/// Address families refused by `socket` (the kernel crypto API and the VM host channel).
+const AF_ALG: u64 = 38;
 const AF_VSOCK: u64 = 40;
 const ENOSYS: u32 = 38;
 
@@ -761,51 +897,80 @@ fn allow(names: &[&str]) -> Rule {
     }
 }
 
+fn strings(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+/// An allow rule applying only when the container holds every capability of `caps`.
 fn with_caps(mut r: Rule, caps: &[&str]) -> Rule {
-    r.includes.caps = caps.iter().map(|s| s.to_string()).collect();
+    r.includes.caps = strings(caps);
     r
 }
 
+/// An allow rule applying only on the architectures `arches` (moby's naming).
 fn with_arches(mut r: Rule, arches: &[&str]) -> Rule {
-    r.includes.arches = arches.iter().map(|s| s.to_string()).collect();
+    r.includes.arches = strings(arches);
     r
 }
 
-fn arg(index: u32, value: u64, value_two: u64, op: LinuxSeccompOperator) -> Arg {
+fn with_args(mut r: Rule, args: Vec<Arg>) -> Rule {
+    r.args = args;
+    r
+}
+
+fn arg(index: u32, value: u64, op: LinuxSeccompOperator) -> Arg {
     Arg {
         index,
         value,
-        value_two,
+        value_two: 0,
         op,
     }
 }
 
-/// Docker's default policy as a [`Profile`] (before capability/arch/kernel conditions apply).
-pub fn default_policy() -> Profile {
-    use LinuxSeccompOperator::{ScmpCmpEq, ScmpCmpMaskedEq, ScmpCmpNe};
-    let mut rules = vec![allow(ALLOWED)];
-
-    // socket(2), except AF_VSOCK (host communication channel of VMs).
-    let mut socket = allow(&["socket"]);
-    socket.args = vec![arg(0, AF_VSOCK, 0, ScmpCmpNe)];
-    rules.push(socket);
-
-    // personality(2): only PER_LINUX, PER_LINUX32, UNAME26 variants and the query value.
-    for persona in [0x0u64, 0x0008, 0x20000, 0x20008, 0xffff_ffff] {
-        let mut r = allow(&["personality"]);
-        r.args = vec![arg(0, persona, 0, ScmpCmpEq)];
-        rules.push(r);
+fn arch_map(arch: &str, subs: &[&str]) -> ArchMap {
+    ArchMap {
+        architecture: arch.into(),
+        sub_architectures: strings(subs),
     }
+}
+
+/// Docker's default policy as a [`Profile`] (before capability/arch/kernel conditions apply):
+/// the rules of moby/profiles `seccomp/default.json` (v0.2.3), in its order.
+pub fn default_policy() -> Profile {
+    use LinuxSeccompOperator::{ScmpCmpEq, ScmpCmpGt, ScmpCmpLt, ScmpCmpMaskedEq};
+    let mut rules = vec![allow(ALLOWED)];
 
     // ptrace and friends are safe on kernels >= 4.8 (seccomp can no longer be bypassed).
     let mut pt = allow(&["process_vm_readv", "process_vm_writev", "ptrace"]);
     pt.includes.min_kernel = "4.8".into();
     rules.push(pt);
 
+    // socket(2) for every family but AF_ALG (38) and AF_VSOCK (40).
+    rules.push(with_args(
+        allow(&["socket"]),
+        vec![arg(0, AF_ALG, ScmpCmpLt)],
+    ));
+    rules.push(with_args(
+        allow(&["socket"]),
+        vec![arg(0, AF_ALG + 1, ScmpCmpEq)],
+    ));
+    rules.push(with_args(
+        allow(&["socket"]),
+        vec![arg(0, AF_VSOCK, ScmpCmpGt)],
+    ));
+
+    // personality(2): PER_LINUX, PER_LINUX32, UNAME26 (and with PER_LINUX32), and the query.
+    for persona in [0x0u64, 0x0008, 0x20000, 0x20008, 0xffff_ffff] {
+        rules.push(with_args(
+            allow(&["personality"]),
+            vec![arg(0, persona, ScmpCmpEq)],
+        ));
+    }
+
     // Architecture-specific basics.
     rules.push(with_arches(
-        allow(&["arch_prctl", "modify_ldt"]),
-        &["amd64", "x32", "386"],
+        allow(&["sync_file_range2", "swapcontext"]),
+        &["ppc64le"],
     ));
     rules.push(with_arches(
         allow(&[
@@ -818,7 +983,11 @@ pub fn default_policy() -> Profile {
         ]),
         &["arm", "arm64"],
     ));
-    rules.push(with_arches(allow(&["riscv_flush_icache"]), &["riscv64"]));
+    rules.push(with_arches(allow(&["arch_prctl"]), &["amd64", "x32"]));
+    rules.push(with_arches(
+        allow(&["modify_ldt"]),
+        &["amd64", "x32", "x86"],
+    ));
     rules.push(with_arches(
         allow(&[
             "s390_pci_mmio_read",
@@ -827,42 +996,7 @@ pub fn default_policy() -> Profile {
         ]),
         &["s390", "s390x"],
     ));
-
-    // clone(2) without namespace flags unless CAP_SYS_ADMIN (on s390 the flags are arg 1).
-    let ns_all = CLONE_NEWNS
-        | CLONE_NEWUTS
-        | CLONE_NEWIPC
-        | CLONE_NEWUSER
-        | CLONE_NEWPID
-        | CLONE_NEWNET
-        | CLONE_NEWCGROUP;
-    let mut clone = allow(&["clone"]);
-    clone.args = vec![arg(0, ns_all, 0, ScmpCmpMaskedEq)];
-    clone.excludes.caps = vec!["CAP_SYS_ADMIN".into()];
-    clone.excludes.arches = vec!["s390".into(), "s390x".into()];
-    rules.push(clone);
-    let mut clone_s390 = allow(&["clone"]);
-    clone_s390.args = vec![arg(1, ns_all, 0, ScmpCmpMaskedEq)];
-    clone_s390.includes.arches = vec!["s390".into(), "s390x".into()];
-    clone_s390.excludes.caps = vec!["CAP_SYS_ADMIN".into()];
-    rules.push(clone_s390);
-    // clone3 passes flags in memory where seccomp cannot look: answer ENOSYS so that libc
-    // falls back to clone(2), which the rule above can filter.
-    rules.push(Rule {
-        names: vec!["clone3".into()],
-        action: LinuxSeccompAction::ScmpActErrno,
-        errno_ret: Some(ENOSYS),
-        excludes: Filter {
-            caps: vec!["CAP_SYS_ADMIN".into()],
-            ..Default::default()
-        },
-        ..Default::default()
-    });
-    // unshare(2) of anything but a user namespace (and non-namespace flags) needs CAP_SYS_ADMIN.
-    let mut unshare = allow(&["unshare"]);
-    unshare.args = vec![arg(0, ns_all & !CLONE_NEWUSER, 0, ScmpCmpMaskedEq)];
-    unshare.excludes.caps = vec!["CAP_SYS_ADMIN".into()];
-    rules.push(unshare);
+    rules.push(with_arches(allow(&["riscv_flush_icache"]), &["riscv64"]));
 
     // Capability-gated syscalls.
     rules.push(with_caps(
@@ -880,6 +1014,9 @@ pub fn default_policy() -> Profile {
             "fsopen",
             "fspick",
             "lookup_dcookie",
+            "lsm_get_self_attr",
+            "lsm_list_modules",
+            "lsm_set_self_attr",
             "mount",
             "mount_setattr",
             "move_mount",
@@ -897,6 +1034,35 @@ pub fn default_policy() -> Profile {
         ]),
         &["CAP_SYS_ADMIN"],
     ));
+    // Without CAP_SYS_ADMIN: clone(2) only without namespace flags (user namespaces included;
+    // on s390 the flags are argument 1), and no unshare(2) at all.
+    let mut clone = with_args(
+        allow(&["clone"]),
+        vec![arg(0, CLONE_NAMESPACES, ScmpCmpMaskedEq)],
+    );
+    clone.excludes.caps = strings(&["CAP_SYS_ADMIN"]);
+    clone.excludes.arches = strings(&["s390", "s390x"]);
+    rules.push(clone);
+    let mut clone_s390 = with_args(
+        allow(&["clone"]),
+        vec![arg(1, CLONE_NAMESPACES, ScmpCmpMaskedEq)],
+    );
+    clone_s390.comment = "s390 parameter ordering for clone is different".into();
+    clone_s390.includes.arches = strings(&["s390", "s390x"]);
+    clone_s390.excludes.caps = strings(&["CAP_SYS_ADMIN"]);
+    rules.push(clone_s390);
+    // clone3 passes its flags in memory where seccomp cannot look: answer ENOSYS so that libc
+    // falls back to clone(2), which the rule above can filter.
+    rules.push(Rule {
+        names: strings(&["clone3"]),
+        action: LinuxSeccompAction::ScmpActErrno,
+        errno_ret: Some(ENOSYS),
+        excludes: Filter {
+            caps: strings(&["CAP_SYS_ADMIN"]),
+            ..Default::default()
+        },
+        ..Default::default()
+    });
     rules.push(with_caps(allow(&["reboot"]), &["CAP_SYS_BOOT"]));
     rules.push(with_caps(allow(&["chroot"]), &["CAP_SYS_CHROOT"]));
     rules.push(with_caps(
@@ -935,25 +1101,30 @@ pub fn default_policy() -> Profile {
     rules.push(with_caps(allow(&["perf_event_open"]), &["CAP_PERFMON"]));
 
     Profile {
-        default_action: LinuxSeccompAction::ScmpActErrno,
+        default_action: Some(LinuxSeccompAction::ScmpActErrno),
         default_errno_ret: Some(1),
         arch_map: vec![
-            ArchMap {
-                architecture: Arch::ScmpArchX86_64,
-                sub_architectures: vec![Arch::ScmpArchX86, Arch::ScmpArchX32],
-            },
-            ArchMap {
-                architecture: Arch::ScmpArchAarch64,
-                sub_architectures: vec![Arch::ScmpArchArm],
-            },
-            ArchMap {
-                architecture: Arch::ScmpArchRiscv64,
-                sub_architectures: vec![],
-            },
-            ArchMap {
-                architecture: Arch::ScmpArchS390x,
-                sub_architectures: vec![Arch::ScmpArchS390],
-            },
+            arch_map("SCMP_ARCH_X86_64", &["SCMP_ARCH_X86", "SCMP_ARCH_X32"]),
+            arch_map("SCMP_ARCH_AARCH64", &["SCMP_ARCH_ARM"]),
+            arch_map(
+                "SCMP_ARCH_MIPS64",
+                &["SCMP_ARCH_MIPS", "SCMP_ARCH_MIPS64N32"],
+            ),
+            arch_map(
+                "SCMP_ARCH_MIPS64N32",
+                &["SCMP_ARCH_MIPS", "SCMP_ARCH_MIPS64"],
+            ),
+            arch_map(
+                "SCMP_ARCH_MIPSEL64",
+                &["SCMP_ARCH_MIPSEL", "SCMP_ARCH_MIPSEL64N32"],
+            ),
+            arch_map(
+                "SCMP_ARCH_MIPSEL64N32",
+                &["SCMP_ARCH_MIPSEL", "SCMP_ARCH_MIPSEL64"],
+            ),
+            arch_map("SCMP_ARCH_S390X", &["SCMP_ARCH_S390"]),
+            arch_map("SCMP_ARCH_RISCV64", &[]),
+            arch_map("SCMP_ARCH_LOONGARCH64", &[]),
         ],
         syscalls: rules,
         ..Default::default()
@@ -1083,15 +1254,14 @@ mod tests {
             "userfaultfd",
             "open_by_handle_at",
             "request_key",
+            "unshare",
+            "lsm_set_self_attr",
         ] {
             assert!(rules_for(&s, name).is_empty(), "{name} has a rule");
         }
-        // unshare: only without namespace flags other than CLONE_NEWUSER.
-        let un = rules_for(&s, "unshare");
-        assert_eq!(un.len(), 1);
-        let a = un[0].args().as_ref().unwrap()[0];
-        assert_eq!(a.op(), LinuxSeccompOperator::ScmpCmpMaskedEq);
-        assert_eq!(a.value(), 0x6E02_0000);
+        // unshare: not at all without CAP_SYS_ADMIN, user namespaces included (Docker's rule;
+        // berth used to allow unshare(CLONE_NEWUSER)).
+        assert!(rules_for(&s, "unshare").is_empty());
         // clone filtered, clone3 ENOSYS
         let cl = rules_for(&s, "clone");
         assert_eq!(cl.len(), 1);
@@ -1099,12 +1269,21 @@ mod tests {
         let c3 = rules_for(&s, "clone3");
         assert_eq!(c3[0].action(), LinuxSeccompAction::ScmpActErrno);
         assert_eq!(c3[0].errno_ret(), Some(38));
-        // socket: not AF_VSOCK
-        let so = rules_for(&s, "socket");
-        assert_eq!(so[0].args().as_ref().unwrap()[0].value(), 40);
+        // socket: every family but AF_ALG (38) and AF_VSOCK (40).
+        let so: Vec<(u64, LinuxSeccompOperator)> = rules_for(&s, "socket")
+            .iter()
+            .map(|r| {
+                let a = r.args().as_ref().unwrap()[0];
+                (a.value(), a.op())
+            })
+            .collect();
         assert_eq!(
-            so[0].args().as_ref().unwrap()[0].op(),
-            LinuxSeccompOperator::ScmpCmpNe
+            so,
+            vec![
+                (38, LinuxSeccompOperator::ScmpCmpLt),
+                (39, LinuxSeccompOperator::ScmpCmpEq),
+                (40, LinuxSeccompOperator::ScmpCmpGt)
+            ]
         );
         // personality: 5 filtered rules
         assert_eq!(rules_for(&s, "personality").len(), 5);
@@ -1170,10 +1349,12 @@ mod tests {
     fn old_kernel_blocks_ptrace() {
         let s = default_policy()
             .compile_for(&caps(&[]), "amd64", (4, 4))
+            .unwrap()
             .unwrap();
         assert!(!unconditional(&s).contains(&"ptrace".to_string()));
         let s = default_policy()
             .compile_for(&caps(&[]), "arm64", (6, 1))
+            .unwrap()
             .unwrap();
         assert!(unconditional(&s).contains(&"set_tls".to_string()));
         assert!(!unconditional(&s).contains(&"arch_prctl".to_string()));
@@ -1190,7 +1371,7 @@ mod tests {
                 {"names": ["reboot"], "action": "SCMP_ACT_ALLOW", "includes": {"caps": ["CAP_SYS_BOOT"]}}
             ]
         }"#;
-        let s = custom_profile(json, &caps(&[])).unwrap();
+        let s = custom_profile(json, &caps(&[])).unwrap().unwrap();
         assert_eq!(s.default_action(), LinuxSeccompAction::ScmpActAllow);
         let sc = s.syscalls().as_ref().unwrap();
         assert_eq!(sc.len(), 2);
@@ -1213,6 +1394,79 @@ mod tests {
     }
 
     #[test]
+    fn docker_json_conventions_load() {
+        // Docker's own profile: null subArchitectures, architectures berth cannot run,
+        // comments, null includes.
+        let json = br#"{
+            "defaultAction": "SCMP_ACT_ERRNO",
+            "defaultErrnoRet": 1,
+            "archMap": [
+                {"architecture": "SCMP_ARCH_X86_64", "subArchitectures": ["SCMP_ARCH_X86"]},
+                {"architecture": "SCMP_ARCH_RISCV64", "subArchitectures": null},
+                {"architecture": "SCMP_ARCH_LOONGARCH64", "subArchitectures": null}
+            ],
+            "syscalls": [
+                {"names": ["read"], "action": "SCMP_ACT_ALLOW", "args": null,
+                 "comment": "", "includes": null, "excludes": {}},
+                {"names": ["modify_ldt"], "action": "SCMP_ACT_ALLOW",
+                 "includes": {"arches": ["amd64", "x32", "x86"]}}
+            ]
+        }"#;
+        let p = parse_profile(json).unwrap();
+        assert_eq!(p.arch_map[1].sub_architectures, Vec::<String>::new());
+        let s = p.compile_for(&[], "amd64", (6, 1)).unwrap().unwrap();
+        assert_eq!(
+            s.architectures().as_ref().unwrap(),
+            &vec![Arch::ScmpArchX86_64, Arch::ScmpArchX86]
+        );
+        assert_eq!(s.syscalls().as_ref().unwrap().len(), 2);
+        // On 32-bit x86 the arch rule uses moby's name "x86" (not Go's "386").
+        let s = p.compile_for(&[], "x86", (6, 1)).unwrap().unwrap();
+        assert_eq!(s.syscalls().as_ref().unwrap().len(), 2);
+        let s = p.compile_for(&[], "arm64", (6, 1)).unwrap().unwrap();
+        assert_eq!(s.syscalls().as_ref().unwrap().len(), 1);
+        // No default action and no rules: no filter at all (moby); rules without a default
+        // action are an error.
+        assert_eq!(custom_profile(b"{}", &[]).unwrap(), None);
+        assert!(matches!(
+            custom_profile(
+                br#"{"syscalls":[{"names":["read"],"action":"SCMP_ACT_ALLOW"}]}"#,
+                &[]
+            ),
+            Err(SeccompError::Invalid(_))
+        ));
+        // A flat architecture list naming one the OCI interface cannot express is refused.
+        assert!(matches!(
+            custom_profile(
+                br#"{"defaultAction":"SCMP_ACT_ALLOW","architectures":["SCMP_ARCH_LOONGARCH64"]}"#,
+                &[]
+            ),
+            Err(SeccompError::Invalid(_))
+        ));
+    }
+
+    /// berth's default policy equals Docker's `default.json`, rule for rule and name for name.
+    /// moby's file is not part of this repository: point `BERTH_DOCKER_SECCOMP_PROFILE` at a
+    /// copy (moby/profiles `seccomp/default.json`) to run it; without it the test has nothing
+    /// to compare with and returns.
+    #[test]
+    fn default_policy_equals_dockers_file() {
+        let Some(path) = std::env::var_os("BERTH_DOCKER_SECCOMP_PROFILE") else {
+            return;
+        };
+        let docker = parse_profile(&std::fs::read(path).unwrap()).unwrap();
+        let ours = default_policy();
+        assert_eq!(ours.default_action, docker.default_action);
+        assert_eq!(ours.default_errno_ret, docker.default_errno_ret);
+        assert_eq!(ours.arch_map, docker.arch_map);
+        assert_eq!(ours.syscalls.len(), docker.syscalls.len());
+        for (i, (a, b)) in ours.syscalls.iter().zip(&docker.syscalls).enumerate() {
+            assert_eq!(a, b, "rule {i} differs");
+        }
+        assert_eq!(ours, docker);
+    }
+
+    #[test]
     fn default_policy_roundtrips_through_json() {
         let p = default_policy();
         let json = serde_json::to_vec(&p).unwrap();
@@ -1220,7 +1474,7 @@ mod tests {
         assert_eq!(back, p);
         assert_eq!(
             back.compile(&caps(&[])).unwrap(),
-            default_profile(&caps(&[]))
+            Some(default_profile(&caps(&[])))
         );
     }
 
@@ -1248,7 +1502,12 @@ mod tests {
                 errno_ret,
                 args: args
                     .into_iter()
-                    .map(|(i, v, v2)| arg(i, v, v2, LinuxSeccompOperator::ScmpCmpMaskedEq))
+                    .map(|(index, value, value_two)| Arg {
+                        index,
+                        value,
+                        value_two,
+                        op: LinuxSeccompOperator::ScmpCmpMaskedEq,
+                    })
                     .collect(),
                 includes: Filter {
                     caps,
@@ -1262,16 +1521,16 @@ mod tests {
         #[test]
         fn parser_roundtrip(rules in proptest::collection::vec(arb_rule(), 0..8), errno in proptest::option::of(0u32..100)) {
             let p = Profile {
-                default_action: LinuxSeccompAction::ScmpActErrno,
+                default_action: Some(LinuxSeccompAction::ScmpActErrno),
                 default_errno_ret: errno,
-                architectures: vec![Arch::ScmpArchX86_64],
+                architectures: vec!["SCMP_ARCH_X86_64".into()],
                 syscalls: rules,
                 ..Default::default()
             };
             let json = serde_json::to_vec(&p).unwrap();
             let back = parse_profile(&json).unwrap();
             prop_assert_eq!(&back, &p);
-            let compiled = back.compile(&caps(&[])).unwrap();
+            let compiled = back.compile(&caps(&[])).unwrap().unwrap();
             let expected = p.syscalls.iter().filter(|r| !r.includes.caps.iter().any(|c| c == "CAP_SYS_ADMIN")).count();
             prop_assert_eq!(compiled.syscalls().as_ref().unwrap().len(), expected);
         }

@@ -80,20 +80,57 @@ pub const ALL_CAPS: &[&str] = &[
     "CAP_WAKE_ALARM",
 ];
 
-/// Docker's masked paths.
+/// Docker's masked paths (moby `defaultLinuxMaskedPaths`, with /proc/interrupts and the CPU
+/// thermal-throttle directories of advisory GHSA-6fw5-f8r9-fgfm): see [`default_masked_paths`].
 pub const DEFAULT_MASKED_PATHS: &[&str] = &[
-    "/proc/asound",
     "/proc/acpi",
+    "/proc/asound",
+    "/proc/interrupts",
     "/proc/kcore",
     "/proc/keys",
     "/proc/latency_stats",
-    "/proc/timer_list",
-    "/proc/timer_stats",
     "/proc/sched_debug",
     "/proc/scsi",
-    "/sys/firmware",
+    "/proc/timer_list",
+    "/proc/timer_stats",
     "/sys/devices/virtual/powercap",
+    "/sys/firmware",
 ];
+
+/// [`DEFAULT_MASKED_PATHS`] plus `/sys/devices/system/cpu/cpuN/thermal_throttle` of every
+/// possible CPU where it exists on this host (they leak host activity); computed once.
+pub fn default_masked_paths() -> &'static [String] {
+    static PATHS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    PATHS.get_or_init(|| {
+        let mut v: Vec<String> = DEFAULT_MASKED_PATHS.iter().map(|s| s.to_string()).collect();
+        let possible =
+            std::fs::read_to_string("/sys/devices/system/cpu/possible").unwrap_or_default();
+        for cpu in parse_cpu_list(possible.trim()) {
+            let p = format!("/sys/devices/system/cpu/cpu{cpu}/thermal_throttle");
+            if Path::new(&p).exists() {
+                v.push(p);
+            }
+        }
+        v
+    })
+}
+
+/// A kernel CPU list (`0-3,5,7-8`); malformed parts are skipped.
+fn parse_cpu_list(s: &str) -> Vec<u32> {
+    let mut out = Vec::new();
+    for part in s.split(',').filter(|p| !p.is_empty()) {
+        match part.split_once('-') {
+            Some((a, b)) => {
+                if let (Ok(a), Ok(b)) = (a.trim().parse::<u32>(), b.trim().parse::<u32>()) {
+                    // Bounded: a hostile or corrupt list must not make us loop for ever.
+                    out.extend(a..=b.min(a.saturating_add(4096)));
+                }
+            }
+            None => out.extend(part.trim().parse::<u32>().ok()),
+        }
+    }
+    out
+}
 
 /// Docker's read-only paths.
 pub const DEFAULT_READONLY_PATHS: &[&str] = &[
@@ -1088,7 +1125,7 @@ pub fn build(opts: &SpecOptions) -> Result<Spec, SpecError> {
         let masked: Vec<String> = opts
             .masked_paths
             .clone()
-            .unwrap_or_else(|| DEFAULT_MASKED_PATHS.iter().map(|s| s.to_string()).collect());
+            .unwrap_or_else(|| default_masked_paths().to_vec());
         let ro: Vec<String> = opts.readonly_paths.clone().unwrap_or_else(|| {
             DEFAULT_READONLY_PATHS
                 .iter()
@@ -1100,7 +1137,7 @@ pub fn build(opts: &SpecOptions) -> Result<Spec, SpecError> {
         let sc = match &opts.seccomp {
             SeccompMode::Default => Some(seccomp::default_profile(&caps)),
             SeccompMode::Unconfined => None,
-            SeccompMode::Custom(json) => Some(seccomp::custom_profile(json.as_bytes(), &caps)?),
+            SeccompMode::Custom(json) => seccomp::custom_profile(json.as_bytes(), &caps)?,
         };
         if let Some(sc) = sc {
             linux.insert(
@@ -1136,6 +1173,23 @@ pub fn write_config(bundle: &Path, spec: &Spec) -> std::io::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn cpu_lists() {
+        assert_eq!(
+            super::parse_cpu_list("0-3,5,7-8"),
+            vec![0, 1, 2, 3, 5, 7, 8]
+        );
+        assert_eq!(super::parse_cpu_list("0"), vec![0]);
+        assert_eq!(super::parse_cpu_list(""), Vec::<u32>::new());
+        assert_eq!(super::parse_cpu_list("x,2-y,4"), vec![4]);
+        assert_eq!(super::parse_cpu_list("0-4294967295").len(), 4097);
+        let m = super::default_masked_paths();
+        assert!(m.iter().any(|p| p == "/proc/interrupts"));
+        assert!(m
+            .iter()
+            .all(|p| !p.contains("thermal") || std::path::Path::new(p).exists()));
+    }
+
     use super::*;
 
     fn base() -> SpecOptions {
@@ -1197,7 +1251,7 @@ mod tests {
         assert_eq!(lx["cgroupsPath"], "/berth/abc");
         assert_eq!(
             lx["maskedPaths"].as_array().unwrap().len(),
-            DEFAULT_MASKED_PATHS.len()
+            default_masked_paths().len()
         );
         assert_eq!(strs(&lx["readonlyPaths"]).len(), 5);
         assert_eq!(lx["seccomp"]["defaultAction"], "SCMP_ACT_ERRNO");
