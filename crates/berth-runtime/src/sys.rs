@@ -218,3 +218,103 @@ pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// The longest path a unix socket address holds (`sun_path` is 108 bytes with its NUL).
+const SUN_PATH_MAX: usize = 107;
+
+/// A path under which the unix socket at some filesystem path can be bound or reached, held
+/// for the duration of one `bind` or `connect`.
+pub(crate) struct SocketAddrPath {
+    path: std::path::PathBuf,
+    _dir: Option<OwnedFd>,
+}
+
+impl SocketAddrPath {
+    /// The path to hand to `bind`/`connect`.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Socket addresses hold at most 107 bytes, but an exec root may be far longer. A path that
+/// fits is used as it is; a longer one is reached through `/proc/self/fd/<dir>/<name>`, where
+/// `<dir>` is an `O_PATH` handle of its directory kept open as long as the returned value
+/// lives (the kernel resolves the magic link to the directory, so the socket is the same
+/// filesystem object either way).
+pub(crate) fn socket_addr_path(path: &Path) -> io::Result<SocketAddrPath> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::ffi::OsStrExt;
+    if path.as_os_str().as_bytes().len() <= SUN_PATH_MAX {
+        return Ok(SocketAddrPath {
+            path: path.to_path_buf(),
+            _dir: None,
+        });
+    }
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} is not a socket path", path.display()),
+        ));
+    };
+    let dir_fd = nix::fcntl::open(
+        dir,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
+    let short = Path::new("/proc/self/fd")
+        .join(dir_fd.as_raw_fd().to_string())
+        .join(name);
+    if short.as_os_str().as_bytes().len() > SUN_PATH_MAX {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "socket name {:?} is too long for a unix socket address",
+                name
+            ),
+        ));
+    }
+    Ok(SocketAddrPath {
+        path: short,
+        _dir: Some(dir_fd),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::os::unix::net::{UnixListener, UnixStream};
+
+    #[test]
+    fn sockets_under_long_paths() {
+        let t = tempfile::tempdir().unwrap();
+        let mut dir = t.path().to_path_buf();
+        while dir.as_os_str().len() < 200 {
+            dir.push("a-long-exec-root-component");
+        }
+        std::fs::create_dir_all(&dir).unwrap();
+        let sock = dir.join("shim.sock");
+        assert!(UnixListener::bind(&sock).is_err(), "std refuses long paths");
+        let addr = socket_addr_path(&sock).unwrap();
+        assert!(addr.path().starts_with("/proc/self/fd"));
+        let l = UnixListener::bind(addr.path()).unwrap();
+        drop(addr);
+        assert!(sock.exists(), "the socket lives at the long path");
+        let addr = socket_addr_path(&sock).unwrap();
+        let mut c = UnixStream::connect(addr.path()).unwrap();
+        let (mut s, _) = l.accept().unwrap();
+        c.write_all(b"hi").unwrap();
+        let mut buf = [0u8; 2];
+        s.read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"hi");
+        // A short path is used as it is.
+        let short = t.path().join("s.sock");
+        assert_eq!(socket_addr_path(&short).unwrap().path(), short);
+        // A missing directory is NotFound, as a missing socket would be.
+        let missing = dir.join("gone/shim.sock");
+        assert_eq!(
+            socket_addr_path(&missing).err().unwrap().kind(),
+            io::ErrorKind::NotFound
+        );
+    }
+}

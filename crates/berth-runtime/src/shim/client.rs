@@ -2,6 +2,7 @@
 
 use super::{files, ExitInfo, Request, Response, ShimConfig, ShimOptions};
 use crate::runtime::RuntimeError;
+use crate::sys;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -272,7 +273,16 @@ async fn request(bundle: &Path, req: &Request) -> Result<(UnixStream, Response),
     let sock = bundle.join(files::SHIM_SOCK);
     let mut attempts = 0;
     let mut stream = loop {
-        match UnixStream::connect(&sock).await {
+        // A bundle path longer than a socket address holds is reached through its
+        // directory's descriptor; the descriptor lives until the connect is done.
+        let addr = sys::socket_addr_path(&sock).map_err(|e| {
+            if e.kind() == io::ErrorKind::NotFound {
+                gone(bundle)
+            } else {
+                RuntimeError::io(format!("connecting to {}", sock.display()))(e)
+            }
+        })?;
+        match UnixStream::connect(addr.path()).await {
             Ok(s) => break s,
             // No socket, nobody listening, or the listener closed while we were queued:
             // the shim is gone (or going) and exit.json, if any, has the result.

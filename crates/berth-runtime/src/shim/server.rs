@@ -367,7 +367,13 @@ impl Shim {
             console
                 .set_nonblocking(true)
                 .map_err(ctx("console socket"))?;
-            cmd.arg("--console-socket").arg(&console_path).arg(&cfg.id);
+            // The runtime connects by path, and a socket address holds only 107 bytes: it
+            // runs in the bundle directory (runc also changes into it) and gets the name
+            // relative to it, so any exec root works.
+            cmd.current_dir(bundle)
+                .arg("--console-socket")
+                .arg(files::CONSOLE_SOCK)
+                .arg(&cfg.id);
             cmd.stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null());
@@ -1132,10 +1138,13 @@ fn poll_one(fd: RawFd, events: i16, ms: i32) {
 
 /// Binds a filesystem unix socket with mode 0600 (umask set around bind so it is never
 /// reachable with wider permissions).
+/// A path longer than a socket address holds (a long exec root) is bound through its
+/// directory's descriptor (`sys::socket_addr_path`).
 fn bind_private(path: &Path) -> io::Result<UnixListener> {
     let _ = std::fs::remove_file(path);
+    let addr = sys::socket_addr_path(path)?;
     let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o177));
-    let r = UnixListener::bind(path);
+    let r = UnixListener::bind(addr.path());
     nix::sys::stat::umask(old);
     r
 }

@@ -2,8 +2,8 @@
 //! socket, cgroup parent), driven by the real Docker CLI or the berth CLI, cleaned up on drop
 //! even when the test fails.
 //!
-//! Paths are kept short (`/tmp/bt-XXXXXX/…`) because unix socket paths must stay under 108
-//! bytes and the supervisor's socket lives at `<exec-root>/containers/<64-hex-id>/shim.sock`.
+//! Paths are short (`/tmp/bt-XXXXXX/…`) only for readable logs: berth works with exec and data
+//! roots of any length (`Daemon::start_with_long_roots`).
 
 #![allow(dead_code)]
 
@@ -100,6 +100,16 @@ impl Daemon {
 
     /// A daemon with `config` as daemon.json (berth adds its own cgroup parent).
     pub fn start_with(config: &str) -> Daemon {
+        Daemon::start_with_root_lengths(config, None)
+    }
+
+    /// A daemon whose data root and exec root paths are `len` characters long (deep
+    /// directories below the test's temp dir), as a user may choose them.
+    pub fn start_with_long_roots(config: &str, len: usize) -> Daemon {
+        Daemon::start_with_root_lengths(config, Some(len))
+    }
+
+    fn start_with_root_lengths(config: &str, len: Option<usize>) -> Daemon {
         let dir = tempfile::Builder::new()
             .prefix("bt-")
             .rand_bytes(6)
@@ -117,6 +127,18 @@ impl Daemon {
             config: config.to_string(),
             child: None,
         };
+        if let Some(len) = len {
+            let long = |base: PathBuf| {
+                let mut p = base;
+                while p.as_os_str().len() < len {
+                    p.push("long-root-component");
+                }
+                let s = p.to_string_lossy().into_owned();
+                PathBuf::from(&s[..len])
+            };
+            d.data_root = long(d.dir.join("d"));
+            d.exec_root = long(d.dir.join("x"));
+        }
         d.spawn();
         d
     }
