@@ -394,7 +394,8 @@ pub(crate) fn merge_image_config(c: &mut ContainerConfig, img: &ContainerConfig)
             env.push(e.clone());
         }
     }
-    c.env = Some(env);
+    // Nothing from either side stays null, as in dockerd's inspect.
+    c.env = (!env.is_empty() || c.env.is_some()).then_some(env);
     if c.labels.is_none() {
         c.labels = img.labels.clone();
     } else if let (Some(mine), Some(theirs)) = (&mut c.labels, &img.labels) {

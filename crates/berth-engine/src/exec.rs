@@ -223,11 +223,12 @@ impl Engine {
         let rt = self.runtime(&c.with(|r| r.runtime.clone()))?.clone();
         let bundle = c.bundle.clone();
         let cfg = e.config.clone();
-        let (container_env, container_user, group_add) = c.with(|r| {
+        let (container_env, container_user, group_add, hostname) = c.with(|r| {
             (
                 r.config.env.clone().unwrap_or_default(),
                 r.config.user.clone(),
                 r.host_config.group_add.clone().unwrap_or_default(),
+                r.config.hostname.clone(),
             )
         });
         let rootfs = self.rw_mount_path(&c.id);
@@ -241,12 +242,6 @@ impl Engine {
                     .process()
                     .clone()
                     .ok_or_else(|| ApiError::internal("the container's OCI spec has no process"))?;
-                let mut env = container_env;
-                for kv in cfg.env.clone().unwrap_or_default() {
-                    let key = kv.split('=').next().unwrap_or("").to_string();
-                    env.retain(|x| x.split('=').next().unwrap_or("") != key);
-                    env.push(kv);
-                }
                 let user_spec = if cfg.user.is_empty() {
                     container_user
                 } else {
@@ -254,6 +249,16 @@ impl Engine {
                 };
                 let user = berth_runtime::user::resolve(&rootfs, &user_spec, &group_add)
                     .map_err(|e| ApiError::bad_request(e.to_string()))?;
+                // moby's exec environment: the daemon's (default PATH, HOSTNAME, TERM with a
+                // tty), the container's, the exec's own, then HOME of the exec's user.
+                let mut env = container_env;
+                env.extend(cfg.env.clone().unwrap_or_default());
+                let env = berth_runtime::spec::process_env(
+                    &hostname,
+                    cfg.tty,
+                    &env,
+                    user.home.as_deref(),
+                );
                 let cwd = if cfg.working_dir.is_empty() {
                     None
                 } else {
@@ -357,6 +362,10 @@ impl Engine {
             let mut pty_r = pty;
             let mut buf = vec![0u8; 32 * 1024];
             let mut detached = false;
+            // The input side may end without a detach (`exec -t` without `-i` closes stdin at
+            // once): then only the output is awaited. A finished receiver must not be polled
+            // again.
+            let mut input_open = true;
             loop {
                 tokio::select! {
                     r = pty_r.read(&mut buf) => match r {
@@ -368,10 +377,13 @@ impl Engine {
                             }
                         }
                     },
-                    Ok(()) = &mut detached_rx => {
-                        detached = true;
-                        break;
-                    }
+                    r = &mut detached_rx, if input_open => match r {
+                        Ok(()) => {
+                            detached = true;
+                            break;
+                        }
+                        Err(_) => input_open = false,
+                    },
                 }
             }
             input.abort();

@@ -602,31 +602,40 @@ fn env_key(e: &str) -> &str {
 /// Docker's environment: PATH default, HOSTNAME, TERM=xterm with a tty, then the given env
 /// (replacing same-named entries), then HOME from passwd if still unset.
 pub fn build_env(opts: &SpecOptions) -> Vec<String> {
-    let mut env: Vec<String> = vec![DEFAULT_PATH_ENV.to_string()];
-    if !opts.hostname.is_empty() {
-        env.push(format!("HOSTNAME={}", opts.hostname));
+    process_env(
+        &opts.hostname,
+        opts.tty,
+        &opts.env,
+        opts.user.home.as_deref(),
+    )
+}
+
+/// The environment of a container process (init or exec), as moby's
+/// `CreateDaemonEnvironment` and exec build it: Docker's default PATH, `HOSTNAME`, `TERM=xterm`
+/// with a tty, then `env` (the container's, then an exec's own) replacing same-named entries,
+/// then `HOME` from the user's passwd entry (or `/`) if still unset. An image without PATH
+/// (any image made by `import`) thus still finds its binaries.
+pub fn process_env(hostname: &str, tty: bool, env: &[String], home: Option<&str>) -> Vec<String> {
+    let mut out: Vec<String> = vec![DEFAULT_PATH_ENV.to_string()];
+    if !hostname.is_empty() {
+        out.push(format!("HOSTNAME={hostname}"));
     }
-    if opts.tty {
-        env.push("TERM=xterm".into());
+    if tty {
+        out.push("TERM=xterm".into());
     }
-    for e in &opts.env {
+    for e in env {
         let k = env_key(e);
-        if let Some(slot) = env.iter_mut().find(|x| env_key(x) == k) {
+        if let Some(slot) = out.iter_mut().find(|x| env_key(x) == k) {
             *slot = e.clone();
         } else {
-            env.push(e.clone());
+            out.push(e.clone());
         }
     }
-    if !env.iter().any(|e| env_key(e) == "HOME") {
-        let home = opts
-            .user
-            .home
-            .clone()
-            .filter(|h| !h.is_empty())
-            .unwrap_or_else(|| "/".into());
-        env.push(format!("HOME={home}"));
+    if !out.iter().any(|e| env_key(e) == "HOME") {
+        let home = home.filter(|h| !h.is_empty()).unwrap_or("/");
+        out.push(format!("HOME={home}"));
     }
-    env
+    out
 }
 
 /// Docker's tmpfs option merge: defaults `noexec,nosuid,nodev,rprivate`, then the user's

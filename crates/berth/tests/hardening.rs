@@ -36,3 +36,73 @@ fn long_exec_and_data_roots_work() {
     );
     d.docker(["rm", "lr"]).ok();
 }
+
+/// An image without PATH (any image made by `import`): `run` and `exec` find binaries through
+/// Docker's default PATH, which the process environment gets (as dockerd does) while the
+/// container's `Config.Env` stays as the user and image left it.
+#[test]
+fn images_without_path_get_dockers_default_path() {
+    let d = Daemon::start();
+    let tar = common::busybox_rootfs_tar();
+    d.docker(["import", tar.to_str().unwrap(), "noenv:1"]).ok();
+    assert_eq!(
+        d.docker(["image", "inspect", "-f", "{{json .Config.Env}}", "noenv:1"])
+            .ok(),
+        "null"
+    );
+    const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+    assert_eq!(
+        d.docker(["run", "--rm", "noenv:1", "sh", "-c", "echo $PATH"])
+            .ok(),
+        PATH
+    );
+    d.docker(["run", "-d", "--name", "np", "noenv:1", "sleep", "600"])
+        .ok();
+    assert_eq!(
+        d.docker(["inspect", "-f", "{{json .Config.Env}}", "np"])
+            .ok(),
+        "null"
+    );
+    let id = d.docker(["inspect", "-f", "{{.Id}}", "np"]).ok();
+    let out = d.docker(["exec", "np", "sh", "-c", "echo $PATH $HOSTNAME $HOME"]);
+    assert_eq!(out.ok(), format!("{PATH} {} /root", &id[..12]));
+    let env = d.docker(["exec", "-t", "np", "env"]).ok();
+    assert!(env.contains("TERM=xterm"), "{env}");
+    assert!(env.contains(&format!("PATH={PATH}")), "{env}");
+    // An exec's own PATH wins.
+    assert_eq!(
+        d.docker([
+            "exec",
+            "-e",
+            "PATH=/bin",
+            "-e",
+            "A=1",
+            "np",
+            "/bin/sh",
+            "-c",
+            "echo $PATH$A"
+        ])
+        .ok(),
+        "/bin1"
+    );
+    // A container's own env (with PATH) is kept for exec.
+    d.docker([
+        "run",
+        "-d",
+        "--name",
+        "wp",
+        "-e",
+        "PATH=/sbin:/bin",
+        "-e",
+        "X=y",
+        "noenv:1",
+        "sleep",
+        "600",
+    ])
+    .ok();
+    assert_eq!(
+        d.docker(["exec", "wp", "sh", "-c", "echo $PATH $X"]).ok(),
+        "/sbin:/bin y"
+    );
+    d.docker(["rm", "-f", "np", "wp"]).ok();
+}
