@@ -10,6 +10,7 @@
 //! * one module per group of verbs ([`container`], [`run`], [`exec`], [`image`], [`system`]).
 
 mod auth;
+mod compose;
 mod container;
 mod exec;
 mod flags;
@@ -279,6 +280,9 @@ fn run_cli(args: Vec<String>) -> CliResult<()> {
         return print_out(&root_help());
     }
     let name = rest.remove(0);
+    if name == "compose" {
+        return compose::run(&ctx, rest);
+    }
     let (verb, path) = match resolve(&name, &mut rest)? {
         Resolved::Verb(v, path) => (v, path),
         Resolved::Done => return Ok(()),
@@ -649,6 +653,7 @@ fn root_help() -> String {
     .collect();
     command_list(&mut s, "Common Commands", &common);
     s.push_str("\nManagement Commands:\n");
+    s.push_str("  compose     Define and run multi-container applications\n");
     s.push_str("  container   Manage containers\n");
     s.push_str("  image       Manage images\n");
     s.push_str("  registry    Run or maintain an OCI distribution registry\n");
