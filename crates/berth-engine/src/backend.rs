@@ -508,15 +508,10 @@ impl Backend for Daemon {
     fn network_list(
         &self,
         _ctx: RequestContext,
-        _filters: Filters,
+        filters: Filters,
     ) -> impl Future<Output = Result<Vec<NetworkResource>, ApiError>> + Send {
         let e = self.0.clone();
-        async move {
-            Ok(["host", "none"]
-                .iter()
-                .map(|n| e.predefined_network(n))
-                .collect())
-        }
+        async move { e.network_list(filters).await }
     }
 
     fn network_inspect(
@@ -527,20 +522,59 @@ impl Backend for Daemon {
         _scope: Option<String>,
     ) -> impl Future<Output = Result<NetworkResource, ApiError>> + Send {
         let e = self.0.clone();
-        async move {
-            for n in ["host", "none"] {
-                let r = e.predefined_network(n);
-                if id == n || (id.len() >= 3 && r.id.starts_with(&id)) {
-                    return Ok(r);
-                }
-            }
-            Err(ApiError::not_found(format!("network {id} not found")))
-        }
+        async move { e.network_inspect(&id).await }
+    }
+
+    fn network_create(
+        &self,
+        _ctx: RequestContext,
+        body: NetworkCreateRequest,
+    ) -> impl Future<Output = Result<NetworkCreateResponse, ApiError>> + Send {
+        let e = self.0.clone();
+        async move { e.network_create(body).await }
+    }
+
+    fn network_remove(
+        &self,
+        _ctx: RequestContext,
+        id: String,
+    ) -> impl Future<Output = Result<(), ApiError>> + Send {
+        let e = self.0.clone();
+        async move { e.network_remove(&id).await }
+    }
+
+    fn network_connect(
+        &self,
+        _ctx: RequestContext,
+        id: String,
+        body: NetworkConnectRequest,
+    ) -> impl Future<Output = Result<(), ApiError>> + Send {
+        let e = self.0.clone();
+        async move { e.network_connect(&id, body).await }
+    }
+
+    fn network_disconnect(
+        &self,
+        _ctx: RequestContext,
+        id: String,
+        body: NetworkDisconnectRequest,
+    ) -> impl Future<Output = Result<(), ApiError>> + Send {
+        let e = self.0.clone();
+        async move { e.network_disconnect(&id, body).await }
+    }
+
+    fn network_prune(
+        &self,
+        _ctx: RequestContext,
+        filters: Filters,
+    ) -> impl Future<Output = Result<NetworksPruneReport, ApiError>> + Send {
+        let e = self.0.clone();
+        async move { e.network_prune(filters).await }
     }
 }
 
 impl Engine {
-    fn predefined_network(&self, name: &str) -> NetworkResource {
+    pub(crate) fn predefined_network(&self, name: &str) -> NetworkResource {
         let mut containers = std::collections::BTreeMap::new();
         for c in self.all_containers() {
             let (mode, running, cname) = c.with(|r| {

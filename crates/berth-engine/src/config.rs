@@ -76,7 +76,45 @@ pub struct FileConfig {
     pub insecure_registries: Option<Vec<String>>,
     pub max_concurrent_downloads: Option<u32>,
     pub max_concurrent_uploads: Option<u32>,
+    // Networking (Docker's keys).
+    pub bridge: Option<String>,
+    pub bip: Option<String>,
+    pub default_address_pools: Option<Vec<AddressPoolEntry>>,
+    pub mtu: Option<u32>,
+    pub ip_masq: Option<bool>,
+    pub iptables: Option<bool>,
+    pub ip_forward: Option<bool>,
+    pub userland_proxy: Option<bool>,
+    pub dns: Option<Vec<String>>,
+    pub dns_search: Option<Vec<String>>,
+    pub dns_opts: Option<Vec<String>>,
 }
+
+/// One entry of `default-address-pools`.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct AddressPoolEntry {
+    pub base: String,
+    pub size: u8,
+}
+
+/// The daemon's networking settings.
+#[derive(Debug, Clone, Default)]
+pub struct NetConfig {
+    /// Name of the default bridge; None with `"bridge": "none"` (no default bridge network).
+    pub bridge: Option<String>,
+    pub bip: Option<String>,
+    pub pools: Vec<AddressPoolEntry>,
+    pub mtu: Option<u32>,
+    pub ip_masq: bool,
+    pub iptables: bool,
+    pub ip_forward: bool,
+    pub dns: Vec<String>,
+    pub dns_search: Vec<String>,
+    pub dns_opts: Vec<String>,
+}
+
+pub const DEFAULT_BRIDGE: &str = "berth0";
 
 impl FileConfig {
     /// Reads the file; a missing file at the default path is an empty configuration.
@@ -207,6 +245,7 @@ pub struct EngineConfig {
     /// Path of the berth binary to run as the per-container supervisor.
     pub shim_source: PathBuf,
     pub hosts: Vec<String>,
+    pub net: NetConfig,
 }
 
 impl EngineConfig {
@@ -270,7 +309,9 @@ impl EngineConfig {
                 .map_err(|e| ConfigError::Invalid(e.to_string()))?,
             None => 64 * 1024 * 1024,
         };
+        let net = net_config(fc)?;
         Ok(EngineConfig {
+            net,
             data_root: fc
                 .data_root
                 .clone()
@@ -311,9 +352,97 @@ impl EngineConfig {
     }
 }
 
+/// Checks and resolves the networking keys.
+fn net_config(fc: &FileConfig) -> Result<NetConfig, ConfigError> {
+    let bridge = match fc.bridge.as_deref() {
+        None | Some("") => Some(DEFAULT_BRIDGE.to_string()),
+        Some("none") => None,
+        Some(b) => {
+            if b.len() > 15
+                || !b
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            {
+                return Err(ConfigError::Invalid(format!(
+                    "invalid bridge name {b:?}: at most 15 letters, digits, '-', '_' or '.'"
+                )));
+            }
+            Some(b.to_string())
+        }
+    };
+    if let Some(m) = fc.mtu {
+        if !(68..=65535).contains(&m) {
+            return Err(ConfigError::Invalid(format!(
+                "invalid MTU number: {m} (between 68 and 65535)"
+            )));
+        }
+    }
+    if fc.userland_proxy == Some(true) {
+        return Err(ConfigError::Invalid(
+            "userland-proxy: true is not implemented by berth yet; published ports are forwarded by the kernel (127.0.0.1 included), so leave it unset or false".to_string(),
+        ));
+    }
+    let iptables = fc.iptables.unwrap_or(true);
+    let ip_masq = fc.ip_masq.unwrap_or(true);
+    if ip_masq && !iptables && fc.ip_masq == Some(true) {
+        return Err(ConfigError::Invalid(
+            "conflicting options: ip-masq needs iptables (berth's nftables rules) enabled"
+                .to_string(),
+        ));
+    }
+    Ok(NetConfig {
+        bridge,
+        bip: fc.bip.clone().filter(|s| !s.is_empty()),
+        pools: fc.default_address_pools.clone().unwrap_or_default(),
+        mtu: fc.mtu,
+        ip_masq,
+        iptables,
+        ip_forward: fc.ip_forward.unwrap_or(true),
+        dns: fc.dns.clone().unwrap_or_default(),
+        dns_search: fc.dns_search.clone().unwrap_or_default(),
+        dns_opts: fc.dns_opts.clone().unwrap_or_default(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn network_keys() {
+        let fc = FileConfig::parse(
+            r#"{"bridge":"bt0","bip":"10.9.0.1/24","mtu":1400,"ip-masq":false,
+                "default-address-pools":[{"base":"10.10.0.0/16","size":24}],"dns":["1.1.1.1"]}"#,
+        )
+        .unwrap();
+        let c = EngineConfig::from_file_config(&fc, "/x".into()).unwrap();
+        assert_eq!(c.net.bridge.as_deref(), Some("bt0"));
+        assert_eq!(c.net.bip.as_deref(), Some("10.9.0.1/24"));
+        assert_eq!(c.net.mtu, Some(1400));
+        assert!(!c.net.ip_masq);
+        assert!(c.net.iptables);
+        assert_eq!(c.net.pools[0].size, 24);
+        let none = FileConfig::parse(r#"{"bridge":"none"}"#).unwrap();
+        assert!(EngineConfig::from_file_config(&none, "/x".into())
+            .unwrap()
+            .net
+            .bridge
+            .is_none());
+        let dflt = EngineConfig::from_file_config(&FileConfig::default(), "/x".into()).unwrap();
+        assert_eq!(dflt.net.bridge.as_deref(), Some(DEFAULT_BRIDGE));
+        for bad in [
+            r#"{"bridge":"a-very-long-bridge-name"}"#,
+            r#"{"bridge":"bad name"}"#,
+            r#"{"mtu":10}"#,
+            r#"{"userland-proxy":true}"#,
+        ] {
+            let fc = FileConfig::parse(bad).unwrap();
+            assert!(
+                EngineConfig::from_file_config(&fc, "/x".into()).is_err(),
+                "{bad}"
+            );
+        }
+    }
 
     #[test]
     fn parses_docker_keys() {

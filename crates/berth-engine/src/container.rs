@@ -103,6 +103,13 @@ pub struct ContainerRecord {
     /// False when the log driver is `none`.
     #[serde(default = "yes")]
     pub log_enabled: bool,
+    /// The networks the container is on, by name, with their settings (aliases, static
+    /// addresses): `NetworkingConfig.EndpointsConfig`, then connects and disconnects.
+    #[serde(default)]
+    pub endpoints_config: std::collections::BTreeMap<String, berth_api::models::EndpointSettings>,
+    /// The live network attachment while it runs (namespace, endpoints, published ports).
+    #[serde(default)]
+    pub sandbox: Option<crate::network::Sandbox>,
 }
 
 fn one() -> u32 {

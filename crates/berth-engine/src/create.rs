@@ -55,6 +55,8 @@ impl Engine {
         hc.runtime = runtime.clone();
 
         let network_mode = self.network_mode(&hc, &mut warnings)?;
+        let endpoints_config =
+            self.endpoints_config(&network_mode, body.networking_config.as_ref())?;
         let mounts = parse_mounts(&hc)?;
 
         // Logging: the daemon's json-file defaults unless the container overrides them.
@@ -78,7 +80,9 @@ impl Engine {
             .clone()
             .unwrap_or_default()
             .iter()
-            .map(|e| netfiles::parse_extra_host(e, None).map_err(ApiError::bad_request))
+            .map(|e| {
+                netfiles::parse_extra_host(e, self.host_gateway()).map_err(ApiError::bad_request)
+            })
             .collect::<Result<Vec<_>, _>>()?;
 
         let dir = self.container_dir(&id);
@@ -111,6 +115,8 @@ impl Engine {
             log_max_size,
             log_max_file,
             log_enabled,
+            endpoints_config,
+            sandbox: None,
         };
 
         // Reserve the name before doing any work, so two creates cannot both take it.
@@ -146,7 +152,7 @@ impl Engine {
         std::fs::create_dir_all(&dir)
             .map_err(|e| ApiError::internal(format!("cannot create {}: {e}", dir.display())))?;
         self.create_rw_layer(&rec.id, image).await?;
-        write_net_files(&dir, &rec, hostname, extra_hosts)
+        write_net_files(&dir, &rec, hostname, extra_hosts, self.daemon_dns())
             .map_err(|e| ApiError::internal(format!("cannot write the container's files: {e}")))?;
         let c = Container::new(rec, &self.cfg.data_root, &self.cfg.exec_root);
         c.save()
@@ -192,14 +198,23 @@ impl Engine {
         }) || hc.publish_all_ports;
         let mode = match requested {
             "" | "default" | "bridge" => {
-                if has_ports {
-                    return Err(ApiError::bad_request(
-                        "publishing ports (-p/-P) needs the bridge network, which berth does not provide yet; use --network host to serve on the host's ports",
-                    ));
+                if self.net.find("bridge").is_err() {
+                    if requested == "bridge" {
+                        return Err(ApiError::not_found("network bridge not found"));
+                    }
+                    if has_ports {
+                        return Err(ApiError::bad_request(
+                            "publishing ports (-p/-P) needs the default bridge network, which this daemon runs without (\"bridge\": \"none\" in daemon.json)",
+                        ));
+                    }
+                    // Without a default bridge the container gets its own network namespace
+                    // with only a loopback interface, and inspect reports "none".
+                    "none".to_string()
+                } else if requested.is_empty() {
+                    "default".to_string()
+                } else {
+                    requested.to_string()
                 }
-                // No bridge network yet: the container gets its own network namespace with
-                // only a loopback interface, and inspect reports the mode it got ("none").
-                "none".to_string()
             }
             "none" => {
                 if has_ports {
@@ -219,14 +234,68 @@ impl Engine {
             }
             other => {
                 if let Some(target) = other.strip_prefix("container:") {
+                    if has_ports {
+                        return Err(ApiError::bad_request(
+                            "conflicting options: port publishing and the container type network mode",
+                        ));
+                    }
                     let c = self.lookup(target)?;
                     format!("container:{}", c.id)
                 } else {
-                    return Err(ApiError::not_found(format!("network {other} not found")));
+                    self.net.find(other)?.rec.name.clone()
                 }
             }
         };
         Ok(mode)
+    }
+
+    /// The create request's `EndpointsConfig`, keyed by network name; Docker's checks of
+    /// static addresses and aliases.
+    fn endpoints_config(
+        &self,
+        mode: &str,
+        nc: Option<&berth_api::models::NetworkingConfig>,
+    ) -> Result<BTreeMap<String, berth_api::models::EndpointSettings>, ApiError> {
+        let mut out = BTreeMap::new();
+        if !crate::network::is_bridged(mode) {
+            return Ok(out);
+        }
+        let primary = crate::network::mode_network(mode).to_string();
+        for (k, e) in nc
+            .and_then(|n| n.endpoints_config.clone())
+            .unwrap_or_default()
+        {
+            let name = match k.as_str() {
+                "default" | "" => primary.clone(),
+                other => self.net.find(other)?.rec.name.clone(),
+            };
+            let is_default = name == "bridge";
+            let ip = e
+                .ipam_config
+                .as_ref()
+                .map(|i| i.ipv4_address.clone())
+                .unwrap_or_default();
+            if is_default && !ip.is_empty() {
+                return Err(ApiError::bad_request(
+                    "user specified IP address is supported on user defined networks only",
+                ));
+            }
+            if !ip.is_empty() && ip.parse::<std::net::Ipv4Addr>().is_err() {
+                return Err(ApiError::bad_request(format!("invalid IPv4 address: {ip}")));
+            }
+            if is_default && e.aliases.as_ref().is_some_and(|a| !a.is_empty()) {
+                return Err(ApiError::bad_request(
+                    "network-scoped alias is supported only for containers in user defined networks",
+                ));
+            }
+            if !e.mac_address.is_empty() {
+                berth_net::ipam::parse_mac(&e.mac_address)
+                    .map_err(|err| ApiError::bad_request(err.to_string()))?;
+            }
+            out.insert(name, e);
+        }
+        out.entry(primary).or_default();
+        Ok(out)
     }
 
     fn log_settings(&self, hc: &mut HostConfig) -> Result<(bool, Option<u64>, u32), ApiError> {
@@ -358,7 +427,7 @@ fn validate_host_config(hc: &HostConfig) -> Result<(), ApiError> {
         return bad("--volumes-from is not supported by berth yet");
     }
     if hc.links.as_ref().is_some_and(|v| !v.is_empty()) {
-        return bad("--link needs the bridge network, which berth does not provide yet");
+        return bad("--link (legacy container links) is not supported by berth; put the containers on a user-defined network, where they resolve each other by name");
     }
     if !hc.volume_driver.is_empty() && hc.volume_driver != "local" {
         return Err(ApiError::bad_request(format!(
@@ -659,6 +728,7 @@ pub(crate) fn write_net_files(
     rec: &ContainerRecord,
     hostname: &str,
     extra_hosts: &[(String, String)],
+    daemon_dns: (&[String], &[String], &[String]),
 ) -> std::io::Result<()> {
     let host_mode = rec.network_mode == "host";
     let hosts = if host_mode {
@@ -668,10 +738,16 @@ pub(crate) fn write_net_files(
         netfiles::hosts_file(hostname, &rec.config.domainname, &[], extra_hosts)
     };
     let hc = &rec.host_config;
+    // The container's --dns* flags, else the daemon's dns, dns-search, dns-opts.
+    let pick = |own: &Option<Vec<String>>, daemon: &[String]| {
+        own.clone()
+            .filter(|v| !v.is_empty())
+            .unwrap_or_else(|| daemon.to_vec())
+    };
     let dns = netfiles::DnsOverrides {
-        servers: hc.dns.clone().unwrap_or_default(),
-        search: hc.dns_search.clone().unwrap_or_default(),
-        options: hc.dns_options.clone().unwrap_or_default(),
+        servers: pick(&hc.dns, daemon_dns.0),
+        search: pick(&hc.dns_search, daemon_dns.1),
+        options: pick(&hc.dns_options, daemon_dns.2),
     };
     let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     let resolv = netfiles::resolv_conf(&host_resolv, !host_mode, &dns);

@@ -75,26 +75,15 @@ impl Engine {
     }
 
     fn endpoints(&self, r: &ContainerRecord, running: bool) -> BTreeMap<String, EndpointSettings> {
-        let net = if r.network_mode.starts_with("container:") {
-            return BTreeMap::new();
-        } else {
-            r.network_mode.clone()
-        };
-        let mut m = BTreeMap::new();
-        m.insert(
-            net.clone(),
-            EndpointSettings {
-                network_id: self.network_id(&net),
-                endpoint_id: if running {
+        let mut m = self.endpoint_settings(r);
+        if running && !crate::network::is_bridged(&r.network_mode) {
+            for e in m.values_mut() {
+                e.endpoint_id =
                     berth_image::Digest::sha256_of(format!("{}/endpoint", r.id).as_bytes())
                         .hex()
-                        .to_string()
-                } else {
-                    String::new()
-                },
-                ..EndpointSettings::default()
-            },
-        );
+                        .to_string();
+            }
+        }
         m
     }
 
@@ -155,22 +144,37 @@ impl Engine {
             size_root_fs: size_root,
             mounts: r.mounts.clone(),
             config: Some(r.config.clone()),
-            network_settings: Some(NetworkSettings {
-                sandbox_id: if running {
-                    berth_image::Digest::sha256_of(format!("{}/sandbox", r.id).as_bytes())
-                        .hex()
-                        .to_string()
-                } else {
-                    String::new()
-                },
-                sandbox_key: if running && r.network_mode == "none" {
-                    format!("/proc/{}/ns/net", r.state.pid)
-                } else {
-                    String::new()
-                },
-                ports: Some(BTreeMap::new()),
-                networks: Some(self.endpoints(&r, running)),
-                ..NetworkSettings::default()
+            network_settings: Some({
+                let sb = r.sandbox.as_ref().filter(|_| running);
+                let mut ns = NetworkSettings {
+                    sandbox_id: match sb {
+                        Some(s) => s.id.clone(),
+                        None if running => {
+                            berth_image::Digest::sha256_of(format!("{}/sandbox", r.id).as_bytes())
+                                .hex()
+                                .to_string()
+                        }
+                        None => String::new(),
+                    },
+                    sandbox_key: match sb {
+                        Some(s) => s.key.clone(),
+                        None if running && r.network_mode == "none" => {
+                            format!("/proc/{}/ns/net", r.state.pid)
+                        }
+                        None => String::new(),
+                    },
+                    ports: Some(self.port_map(&r)),
+                    networks: Some(self.endpoints(&r, running)),
+                    ..NetworkSettings::default()
+                };
+                if let Some(ep) = self.primary_endpoint(&r) {
+                    ns.endpoint_id = ep.endpoint_id.clone();
+                    ns.gateway = ep.gateway.to_string();
+                    ns.ip_address = ep.ip.to_string();
+                    ns.ip_prefix_len = ep.prefix as i64;
+                    ns.mac_address = ep.mac.clone();
+                }
+                ns
             }),
         })
     }
@@ -189,7 +193,7 @@ impl Engine {
             image_id: r.image_id.clone(),
             command,
             created: r.created.timestamp(),
-            ports: Vec::new(),
+            ports: self.port_list(r),
             size_rw: None,
             size_root_fs: None,
             labels: Some(r.config.labels.clone().unwrap_or_default()),
@@ -285,6 +289,8 @@ mod tests {
             log_max_size: None,
             log_max_file: 1,
             log_enabled: true,
+            endpoints_config: Default::default(),
+            sandbox: None,
         }
     }
 

@@ -7,6 +7,7 @@ pub mod ids;
 pub mod netfiles;
 
 pub use backend::Daemon;
+pub use network::firewall_table;
 mod attach;
 mod backend;
 mod container;
@@ -20,6 +21,7 @@ mod images;
 mod inspect;
 mod lifecycle;
 mod logs;
+mod network;
 mod ops;
 mod shimexe;
 mod start;
@@ -75,6 +77,8 @@ pub struct Engine {
     pub(crate) runtime_versions: std::sync::OnceLock<std::collections::BTreeMap<String, String>>,
     /// Registry client state shared by pulls and pushes (connections, tokens, transfers).
     pub(crate) dist: Arc<distribution::Distribution>,
+    /// Networks, container network attachments, published ports.
+    pub(crate) net: network::NetMgr,
 }
 
 impl Engine {
@@ -128,7 +132,9 @@ impl Engine {
         let engine_id = engine_id(&cfg.data_root);
         let dist = distribution::Distribution::new(&cfg)
             .map_err(|e| EngineError::Config(config::ConfigError::Invalid(e)))?;
+        let net = network::NetMgr::open(&cfg).await;
         let engine = Arc::new(Engine {
+            net,
             images: Arc::new(images),
             containers: RwLock::new(Containers::default()),
             execs: exec::ExecTable::default(),

@@ -359,6 +359,7 @@ impl Engine {
         }
         c.set_status_in_memory(Status::Removing);
         c.clear_shim();
+        self.net_detach(c).await;
         // The supervisor deletes the runtime's state after an exit; if that did not happen
         // (the supervisor was killed, the delete failed), do it now so that no runtime state
         // or cgroup outlives the container.
@@ -538,6 +539,7 @@ impl Engine {
         c.clear_shim();
         // Unmount before the state changes: a restart may mount again right after.
         self.unmount_rw_layer(&c.id).await;
+        self.net_detach(c).await;
         let _ = std::fs::remove_dir_all(&c.bundle);
         let record_exit = |r: &mut crate::container::ContainerRecord| {
             r.state.status = Status::Exited;
@@ -680,6 +682,9 @@ impl Engine {
                 cs.by_id.insert(c.id.clone(), c.clone());
             }
         }
+        // Address leases, port reservations and the firewall from the running containers,
+        // before exits found below release theirs.
+        self.net_restore(&loaded).await;
         for c in loaded {
             let status = c.status();
             if status.is_running() {

@@ -42,7 +42,7 @@ pub(crate) fn until(f: &Filters) -> Result<Option<i64>, ApiError> {
 }
 
 /// moby's `matchLabels`: every `label` must match and no `label!` may.
-fn labels_match(f: &Filters, labels: &BTreeMap<String, String>) -> bool {
+pub(crate) fn labels_match(f: &Filters, labels: &BTreeMap<String, String>) -> bool {
     if !f.match_kv_list("label", labels) {
         return false;
     }

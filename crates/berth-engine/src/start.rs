@@ -59,6 +59,11 @@ impl Engine {
         if let Some(pid) = prev {
             wait_process_gone(pid, std::time::Duration::from_secs(10)).await;
         }
+        // The network first: runc joins the namespace the attachment made.
+        if let Err(e) = self.net_attach(c).await {
+            self.start_failed(c, &e.message, 128).await;
+            return Err(e);
+        }
         let rec = c.record();
         match self.launch(c, &rec).await {
             Ok(shim) => {
@@ -110,6 +115,7 @@ impl Engine {
     async fn start_failed(self: &Arc<Self>, c: &Arc<Container>, msg: &str, code: i32) {
         // Drop attach clients that were waiting: they see EOF.
         c.clear_shim();
+        self.net_detach(c).await;
         self.unmount_rw_layer(&c.id).await;
         let _ = std::fs::remove_dir_all(&c.bundle);
         let _ = c.update(|r| {
@@ -156,10 +162,16 @@ impl Engine {
                 .clone()
                 .unwrap_or_default()
                 .iter()
-                .filter_map(|e| crate::netfiles::parse_extra_host(e, None).ok())
+                .filter_map(|e| crate::netfiles::parse_extra_host(e, self.host_gateway()).ok())
                 .collect::<Vec<_>>();
-            crate::create::write_net_files(&dir, rec, &rec.config.hostname, &extra)
-                .map_err(|e| internal(format!("cannot write the container's files: {e}")))?;
+            crate::create::write_net_files(
+                &dir,
+                rec,
+                &rec.config.hostname,
+                &extra,
+                self.daemon_dns(),
+            )
+            .map_err(|e| internal(format!("cannot write the container's files: {e}")))?;
         }
         let rootfs = self
             .mount_rw_layer(&c.id)
@@ -318,7 +330,10 @@ impl Engine {
                     }
                     NetworkNs::Path(PathBuf::from(format!("/proc/{pid}/ns/net")))
                 }
-                None => NetworkNs::New,
+                None => match &rec.sandbox {
+                    Some(sb) => NetworkNs::Path(PathBuf::from(&sb.key)),
+                    None => NetworkNs::New,
+                },
             },
         };
         let mut ulimits: Vec<Ulimit> = self

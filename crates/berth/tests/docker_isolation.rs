@@ -685,20 +685,32 @@ fn oom_kill_and_fork_bomb_leave_the_daemon_responsive() {
 fn network_modes() {
     let d = Daemon::start();
     d.load_busybox();
-    // Default (no bridge network yet) and `none`: only a loopback interface.
-    for args in [&[][..], &["--network", "none"][..]] {
-        let mut a = vec!["run", "--rm"];
-        a.extend_from_slice(args);
-        a.extend_from_slice(&["busybox", "ip", "-o", "link"]);
-        let links = d.docker(&a).ok();
-        assert_eq!(links.lines().count(), 1, "{links}");
-        assert!(links.contains("lo:"), "{links}");
-    }
+    // `none`: only a loopback interface.
+    let links = d
+        .docker([
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "busybox",
+            "ip",
+            "-o",
+            "link",
+        ])
+        .ok();
+    assert_eq!(links.lines().count(), 1, "{links}");
+    assert!(links.contains("lo:"), "{links}");
+    // Default: the bridge network (loopback and eth0).
+    let links = d
+        .docker(["run", "--rm", "busybox", "ip", "-o", "link"])
+        .ok();
+    assert_eq!(links.lines().count(), 2, "{links}");
+    assert!(links.contains("eth0@"), "{links}");
     let id = d.docker(["create", "busybox"]).ok();
     assert_eq!(
         d.docker(["inspect", "-f", "{{.HostConfig.NetworkMode}}", &id])
             .ok(),
-        "none"
+        "default"
     );
     // host: the host's interfaces and hostname
     let links = d
@@ -720,10 +732,19 @@ fn network_modes() {
             .ok(),
         host_name.trim()
     );
-    // Ports cannot be published without a bridge network: a clear error, not a silent no-op.
-    let o = d.docker(["run", "--rm", "-p", "8080:8080", "busybox", "true"]);
+    // Ports and `--network none` conflict, as in Docker.
+    let o = d.docker([
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-p",
+        "8080:8080",
+        "busybox",
+        "true",
+    ]);
     assert_eq!(o.status, 125);
-    assert!(o.stderr.contains("bridge network"), "{}", o.stderr);
+    assert!(o.stderr.contains("conflicting options"), "{}", o.stderr);
     // (Through the raw API: the Docker CLI answers any 404 from create with a pull.)
     let (st, body) = d.raw(
         "POST",

@@ -251,7 +251,7 @@ fn inspect_fields_and_files() {
     assert!(c["State"]["Pid"].as_i64().unwrap() > 0);
     assert_eq!(c["Driver"], "overlay2");
     assert_eq!(c["Platform"], "linux");
-    assert_eq!(c["HostConfig"]["NetworkMode"], "none");
+    assert_eq!(c["HostConfig"]["NetworkMode"], "default");
     assert_eq!(c["Config"]["Hostname"], &id[..12]);
     assert_eq!(c["Config"]["Labels"]["x"], "y");
     assert!(c["Config"]["Env"]

@@ -87,9 +87,81 @@ pub struct Daemon {
     pub exec_root: PathBuf,
     pub sock: PathBuf,
     pub cgroup_parent: String,
+    /// This daemon's default bridge (`bt-XXXXXX`), unless the test's config names one.
+    pub bridge: String,
+    /// This daemon's address block: the default bridge is `block.0/24`, user networks the
+    /// test creates get `spare_subnet(1..=3)` (also the daemon's `default-address-pools`).
+    pub block: TestBlock,
     config: String,
     child: Option<Child>,
     log: PathBuf,
+}
+
+/// A /22 of 10.224.0.0/12 reserved for one test daemon (a lock file under /tmp, so daemons
+/// of parallel test processes never share subnets), free of the host's routes.
+pub struct TestBlock {
+    pub a: u8,
+    pub b: u8,
+    lock: PathBuf,
+}
+
+impl TestBlock {
+    fn take() -> TestBlock {
+        let dir = PathBuf::from("/tmp/berth-test-subnets");
+        std::fs::create_dir_all(&dir).unwrap();
+        let routes = std::fs::read_to_string("/proc/net/route").unwrap_or_default();
+        let mut seed = [0u8; 2];
+        getrandom_bytes(&mut seed);
+        for i in 0..1024u32 {
+            let slot = (u16::from_le_bytes(seed) as u32 + i) % 1024;
+            let (a, b) = (224 + (slot / 64) as u8, ((slot % 64) * 4) as u8);
+            // /proc/net/route holds little-endian hex: 10.a.b.0 → 0x00ba0a..
+            let taken = (0..4u8).any(|k| {
+                let hex = format!("{:02X}{:02X}0A", b + k, a);
+                routes.lines().any(|l| {
+                    l.split_whitespace()
+                        .nth(1)
+                        .is_some_and(|d| d.ends_with(&hex))
+                })
+            });
+            if taken {
+                continue;
+            }
+            let lock = dir.join(format!("10.{a}.{b}"));
+            if std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&lock)
+                .is_ok()
+            {
+                return TestBlock { a, b, lock };
+            }
+        }
+        panic!("no free test subnet block under 10.224.0.0/12");
+    }
+
+    /// `10.a.(b+i).0/24`; i = 0 is the default bridge.
+    pub fn subnet(&self, i: u8) -> String {
+        format!("10.{}.{}.0/24", self.a, self.b + i)
+    }
+
+    /// The default bridge's gateway.
+    pub fn gateway(&self) -> String {
+        format!("10.{}.{}.1", self.a, self.b)
+    }
+}
+
+impl Drop for TestBlock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.lock);
+    }
+}
+
+fn getrandom_bytes(buf: &mut [u8]) {
+    use std::io::Read;
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(buf))
+        .expect("read /dev/urandom");
 }
 
 impl Daemon {
@@ -118,6 +190,8 @@ impl Daemon {
             .keep();
         let name = dir.file_name().unwrap().to_string_lossy().into_owned();
         let mut d = Daemon {
+            bridge: name.clone(),
+            block: TestBlock::take(),
             data_root: dir.join("d"),
             exec_root: dir.join("x"),
             sock: dir.join("s.sock"),
@@ -146,6 +220,21 @@ impl Daemon {
     fn spawn(&mut self) {
         let mut cfg: serde_json::Value = serde_json::from_str(&self.config).expect("config JSON");
         cfg["cgroup-parent"] = serde_json::Value::String(self.cgroup_parent.clone());
+        // Every daemon gets its own bridge and subnets, so tests run side by side.
+        if cfg.get("bridge").is_none() {
+            cfg["bridge"] = serde_json::Value::String(self.bridge.clone());
+        } else if let Some(b) = cfg["bridge"].as_str() {
+            self.bridge = b.to_string();
+        }
+        if cfg.get("bip").is_none() {
+            cfg["bip"] = serde_json::Value::String(format!("{}/24", self.block.gateway()));
+        }
+        if cfg.get("default-address-pools").is_none() {
+            cfg["default-address-pools"] = serde_json::json!([
+                {"base": format!("10.{}.{}.0/22", self.block.a, self.block.b), "size": 24}
+            ]);
+        }
+        self.install_guard();
         let cfg_path = self.dir.join("daemon.json");
         std::fs::write(&cfg_path, serde_json::to_vec(&cfg).unwrap()).unwrap();
         let log = std::fs::OpenOptions::new()
@@ -365,6 +454,58 @@ impl Daemon {
         pids
     }
 
+    /// The nftables table berth programs for this daemon.
+    pub fn firewall_table(&self) -> String {
+        berth_engine::firewall_table(&self.exec_root)
+    }
+
+    fn guard_table(&self) -> String {
+        format!("bt-guard-{}", self.bridge.trim_start_matches("bt-"))
+    }
+
+    /// A table of the test's own that drops whatever this daemon's bridges would forward to
+    /// any interface but berth's bridges and the test's own "outside" veths (`bto-*`): no test
+    /// container can reach the host's uplink, whatever the routes say.
+    fn install_guard(&self) {
+        let t = self.guard_table();
+        let script = format!(
+            "table inet {t}\ndelete table inet {t}\ntable inet {t} {{\n  chain guard {{\n    type filter hook forward priority -400; policy accept;\n    iifname {{ \"{b}\", \"br-*\" }} oifname != {{ \"{b}\", \"br-*\", \"bto-*\" }} drop\n  }}\n}}\n",
+            b = self.bridge
+        );
+        let mut child = Command::new("nft")
+            .args(["-f", "-"])
+            .stdin(Stdio::piped())
+            .spawn()
+            .expect("run nft (Debian package nftables)");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(script.as_bytes())
+            .unwrap();
+        assert!(
+            child.wait().unwrap().success(),
+            "installing the test guard failed"
+        );
+    }
+
+    /// Bridges of this daemon's networks (the default one and those in its network records).
+    fn bridges(&self) -> Vec<String> {
+        let mut v = vec![self.bridge.clone()];
+        if let Ok(rd) = std::fs::read_dir(self.data_root.join("network")) {
+            for e in rd.flatten() {
+                if let Ok(text) = std::fs::read_to_string(e.path()) {
+                    if let Ok(j) = serde_json::from_str::<serde_json::Value>(&text) {
+                        if let Some(b) = j["bridge"].as_str() {
+                            v.push(b.to_string());
+                        }
+                    }
+                }
+            }
+        }
+        v
+    }
+
     fn cleanup(&mut self) {
         self.kill9();
         // Containers: kill and delete through runc with this daemon's runc root.
@@ -394,6 +535,18 @@ impl Daemon {
         }
         unmount_under(&self.dir);
         remove_cgroups(&self.cgroup_parent);
+        for b in self.bridges() {
+            let _ = Command::new("ip").args(["link", "del", &b]).output();
+        }
+        for t in [
+            format!("ip {}", self.firewall_table()),
+            format!("inet {}", self.guard_table()),
+        ] {
+            let _ = Command::new("nft")
+                .args(["delete", "table"])
+                .args(t.split(' '))
+                .output();
+        }
         let _ = std::fs::set_permissions(&self.dir, std::fs::Permissions::from_mode(0o700));
         if std::fs::remove_dir_all(&self.dir).is_err() {
             std::thread::sleep(Duration::from_millis(200));
