@@ -2,7 +2,9 @@
 //! Docker-compatible daemon). Containers, networks and volumes are named and labelled as
 //! Docker Compose v2 does, so both tools manage each other's projects.
 
+mod build;
 mod ops;
+mod up;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -192,10 +194,32 @@ pub async fn run(
     args: &[String],
     flags: &dyn Flags,
 ) -> CmdResult {
-    let _ = (client, ui, project, args, flags);
-    Err(CmdError::msg(format!(
-        "berth compose {name}: not implemented yet"
-    )))
+    match name {
+        "up" => up::up(client, ui, project, args, flags, true).await,
+        "create" => up::up(client, ui, project, args, flags, false).await,
+        "down" => ops::down(client, ui, project, args, flags).await,
+        "ps" => ops::ps(client, ui, project, args, flags).await,
+        "start" => ops::start(client, ui, project, args, flags).await,
+        "stop" | "restart" | "kill" | "pause" | "unpause" => {
+            ops::simple(client, ui, project, args, flags, name).await
+        }
+        "rm" => ops::rm(client, ui, project, args, flags).await,
+        "logs" => ops::logs(client, ui, project, args, flags).await,
+        "pull" => ops::pull(client, ui, project, args, flags).await,
+        "images" => ops::images(client, ui, project, args, flags).await,
+        "port" => ops::port(client, ui, project, args, flags).await,
+        "top" => ops::top(client, ui, project, args).await,
+        "build" => build::build(client, ui, project, args).await,
+        other => Err(CmdError::msg(format!(
+            "berth compose {other}: not implemented yet"
+        ))),
+    }
+}
+
+/// A second client on the same daemon, for concurrent tasks.
+pub fn reconnect(client: &Client) -> CmdResult<Client> {
+    Ok(Client::from_host(client.host())?
+        .with_user_agent(concat!("berth-compose/", env!("CARGO_PKG_VERSION"))))
 }
 
 /// Labels every container of `s` carries (the per-container ones are added by the caller).

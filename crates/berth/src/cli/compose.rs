@@ -405,6 +405,9 @@ async fn dispatch(ctx: &Ctx, name: &str, g: &Matches, m: Matches) -> CliResult<(
     }
     let client = ctx.client()?;
     let ui = ui(g, &m);
+    if name == "exec" {
+        return exec(ctx, g, &client, m).await;
+    }
     match name {
         "ls" => cmd::ls(
             &client,
@@ -433,6 +436,57 @@ async fn dispatch(ctx: &Ctx, name: &str, g: &Matches, m: Matches) -> CliResult<(
             .map_err(to_cli)
         }
     }
+}
+
+/// `compose exec SERVICE CMD…`: berth's own `exec` on the service's container, with Compose's
+/// defaults (stdin attached; a TTY unless `-T` or stdout is not a terminal).
+async fn exec(
+    ctx: &Ctx,
+    g: &Matches,
+    client: &berth_api::client::Client,
+    m: Matches,
+) -> CliResult<()> {
+    let loaded = load(g)?;
+    let project = loaded.project;
+    let service = &m.args[0];
+    if !project.services.contains_key(service) {
+        return Err(CliError::msg(format!("no such service: {service}")));
+    }
+    let index: i64 = m.value("index").and_then(|v| v.parse().ok()).unwrap_or(1);
+    let list = cmd::project_containers(client, &project.name, false, false)
+        .await
+        .map_err(to_cli)?;
+    let c = list
+        .iter()
+        .find(|c| cmd::label(c, cmd::SERVICE_LABEL) == service && cmd::number(c) == index)
+        .ok_or_else(|| CliError::msg(format!("service \"{service}\" is not running")))?;
+    let mut args: Vec<String> = Vec::new();
+    if m.flag("detach") {
+        args.push("-d".into());
+    } else {
+        args.push("-i".into());
+        if !m.flag("no-TTY") && super::term::is_tty(0) && super::term::is_tty(1) {
+            args.push("-t".into());
+        }
+    }
+    for e in m.list("env") {
+        args.push("-e".into());
+        args.push(e);
+    }
+    if m.flag("privileged") {
+        args.push("--privileged".into());
+    }
+    for (flag, opt) in [("user", "-u"), ("workdir", "-w")] {
+        if let Some(v) = m.value(flag) {
+            args.push(opt.into());
+            args.push(v.to_string());
+        }
+    }
+    args.push(c.id.clone());
+    args.extend(m.args[1..].iter().cloned());
+    let spec = super::exec::spec("berth exec");
+    let em = spec.parse(&args)?;
+    super::exec::run(ctx, em).await
 }
 
 /// The parsed flags, as `berth_compose::cmd` reads them.

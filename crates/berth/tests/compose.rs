@@ -1,0 +1,344 @@
+//! `berth compose` against `berth daemon`: convergence, ordering, scale, profiles, the
+//! project's lifecycle commands, and label compatibility with Docker Compose v2 (both tools
+//! manage each other's projects). Services use `network_mode: none` until berth has bridge
+//! networks.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{Daemon, Out};
+
+const COMPOSE_V2: &str = "/usr/local/bin/docker-compose-v2";
+
+struct Proj {
+    dir: PathBuf,
+    _tmp: tempfile::TempDir,
+}
+
+impl Proj {
+    fn new(name: &str, compose: &str) -> Proj {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("compose.yaml"), compose).unwrap();
+        Proj { dir, _tmp: tmp }
+    }
+
+    fn write(&self, compose: &str) {
+        std::fs::write(self.dir.join("compose.yaml"), compose).unwrap();
+    }
+
+    fn file(&self) -> String {
+        self.dir.join("compose.yaml").to_string_lossy().into_owned()
+    }
+}
+
+fn compose(d: &Daemon, p: &Proj, args: &[&str]) -> Out {
+    let mut a: Vec<String> = vec!["compose".into(), "-f".into(), p.file()];
+    a.extend(args.iter().map(|s| s.to_string()));
+    d.berth(a)
+}
+
+fn compose_v2(d: &Daemon, dir: &Path, args: &[&str]) -> Out {
+    let out = std::process::Command::new("timeout")
+        .args(["-k", "5", "120", COMPOSE_V2])
+        .args(args)
+        .current_dir(dir)
+        .env("DOCKER_HOST", d.host())
+        .env("DOCKER_CONFIG", d.dir.join("docker-config"))
+        .output()
+        .expect("run docker-compose-v2 (scripts/install-deps installs it)");
+    Out {
+        status: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// `name → id` of the project's containers (all states).
+fn ids(d: &Daemon, project: &str) -> Vec<(String, String)> {
+    let out = d
+        .berth([
+            "ps",
+            "-a",
+            "--filter",
+            &format!("label=com.docker.compose.project={project}"),
+            "--format",
+            "{{.Names}} {{.ID}}",
+        ])
+        .ok();
+    let mut v: Vec<(String, String)> = out
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+    v.sort();
+    v
+}
+
+fn inspect(d: &Daemon, name: &str, fmt: &str) -> String {
+    d.berth(["inspect", "-f", fmt, name]).ok()
+}
+
+const TWO: &str = r#"
+services:
+  web:
+    image: busybox
+    network_mode: none
+    command: sleep 3600
+    labels:
+      tier: front
+  worker:
+    image: busybox
+    network_mode: none
+    command: sleep 3600
+"#;
+
+#[test]
+fn up_is_idempotent_recreates_on_change_and_down_removes() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let p = Proj::new("idem", TWO);
+    let out = compose(&d, &p, &["up", "-d"]);
+    out.ok();
+    assert!(
+        out.stderr.contains("Container idem-web-1  Started"),
+        "{}",
+        out.stderr
+    );
+    let first = ids(&d, "idem");
+    assert_eq!(
+        first.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
+        vec!["idem-web-1", "idem-worker-1"]
+    );
+    // Labels as Compose sets them.
+    let labels = inspect(&d, "idem-web-1", "{{json .Config.Labels}}");
+    let l: serde_json::Value = serde_json::from_str(&labels).unwrap();
+    assert_eq!(l["com.docker.compose.project"], "idem");
+    assert_eq!(l["com.docker.compose.service"], "web");
+    assert_eq!(l["com.docker.compose.container-number"], "1");
+    assert_eq!(l["com.docker.compose.oneoff"], "False");
+    assert_eq!(l["com.docker.compose.version"], "2.40.3");
+    assert_eq!(l["tier"], "front");
+    assert_eq!(
+        l["com.docker.compose.project.config_files"],
+        p.file().as_str()
+    );
+    let hash = compose(&d, &p, &["config", "--hash", "web"]).ok();
+    assert_eq!(
+        hash,
+        format!(
+            "web {}",
+            l["com.docker.compose.config-hash"].as_str().unwrap()
+        )
+    );
+
+    // Nothing changed: the same containers.
+    let out = compose(&d, &p, &["up", "-d"]);
+    out.ok();
+    assert!(
+        out.stderr.contains("Container idem-web-1  Running"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(ids(&d, "idem"), first);
+
+    // A changed service is recreated; the other is left alone.
+    p.write(&TWO.replacen("command: sleep 3600", "command: sleep 3601", 1));
+    let out = compose(&d, &p, &["up", "-d"]);
+    out.ok();
+    assert!(
+        out.stderr.contains("Container idem-web-1  Recreate"),
+        "{}",
+        out.stderr
+    );
+    let second = ids(&d, "idem");
+    assert_ne!(second[0].1, first[0].1, "web must be recreated");
+    assert_eq!(second[1].1, first[1].1, "worker must be kept");
+    assert_eq!(
+        inspect(&d, "idem-web-1", "{{json .Config.Cmd}}"),
+        r#"["sleep","3601"]"#
+    );
+    // --force-recreate recreates everything.
+    compose(&d, &p, &["up", "-d", "--force-recreate"]).ok();
+    let third = ids(&d, "idem");
+    assert_ne!(third[1].1, second[1].1);
+
+    let ps = compose(&d, &p, &["ps"]).ok();
+    assert!(ps.starts_with("NAME"), "{ps}");
+    assert!(
+        ps.contains("idem-web-1") && ps.contains("idem-worker-1"),
+        "{ps}"
+    );
+    assert_eq!(compose(&d, &p, &["ps", "--services"]).ok(), "web\nworker");
+    assert_eq!(compose(&d, &p, &["ps", "-q"]).ok().lines().count(), 2);
+
+    compose(&d, &p, &["down", "-t", "1"]).ok();
+    assert!(ids(&d, "idem").is_empty());
+}
+
+#[test]
+fn completed_successfully_orders_and_fails_dependents() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let ok = r#"
+services:
+  init:
+    image: busybox
+    network_mode: none
+    command: sh -c "sleep 1; echo init-done"
+  app:
+    image: busybox
+    network_mode: none
+    command: sleep 3600
+    depends_on:
+      init:
+        condition: service_completed_successfully
+"#;
+    let p = Proj::new("order", ok);
+    compose(&d, &p, &["up", "-d"]).ok();
+    let init_done = inspect(&d, "order-init-1", "{{.State.FinishedAt}}");
+    let app_started = inspect(&d, "order-app-1", "{{.State.StartedAt}}");
+    assert_eq!(inspect(&d, "order-init-1", "{{.State.ExitCode}}"), "0");
+    assert!(
+        app_started > init_done,
+        "app started at {app_started}, before init finished at {init_done}"
+    );
+    compose(&d, &p, &["down", "-t", "1"]).ok();
+
+    let p2 = Proj::new("orderfail", &ok.replace("echo init-done", "exit 3"));
+    let out = compose(&d, &p2, &["up", "-d"]);
+    assert_eq!(out.status, 1, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr
+            .contains("service \"init\" didn't complete successfully: exit 3"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        inspect(&d, "orderfail-app-1", "{{.State.Status}}"),
+        "created",
+        "the dependent must not start"
+    );
+    compose(&d, &p2, &["down", "-t", "1"]).ok();
+}
+
+#[test]
+fn scale_profiles_and_lifecycle_commands() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let p = Proj::new(
+        "life",
+        r#"
+services:
+  worker:
+    image: busybox
+    network_mode: none
+    command: sh -c "echo hello from $$HOSTNAME; exec sleep 3600"
+    deploy:
+      replicas: 3
+  debug:
+    image: busybox
+    network_mode: none
+    command: sleep 3600
+    profiles: [dev]
+"#,
+    );
+    compose(&d, &p, &["up", "-d"]).ok();
+    let names: Vec<String> = ids(&d, "life").into_iter().map(|(n, _)| n).collect();
+    assert_eq!(
+        names,
+        vec!["life-worker-1", "life-worker-2", "life-worker-3"]
+    );
+    // Scaled down: the highest numbers go.
+    compose(&d, &p, &["up", "-d", "--scale", "worker=1"]).ok();
+    let names: Vec<String> = ids(&d, "life").into_iter().map(|(n, _)| n).collect();
+    assert_eq!(names, vec!["life-worker-1"]);
+    // A profile's service starts only with the profile.
+    compose(
+        &d,
+        &p,
+        &["--profile", "dev", "up", "-d", "--scale", "worker=1"],
+    )
+    .ok();
+    assert!(ids(&d, "life").iter().any(|(n, _)| n == "life-debug-1"));
+
+    let logs = compose(&d, &p, &["logs", "--no-color", "worker"]).ok();
+    assert!(logs.starts_with("life-worker-1  | hello from"), "{logs}");
+    compose(&d, &p, &["stop", "-t", "1", "worker"]).ok();
+    assert_eq!(inspect(&d, "life-worker-1", "{{.State.Running}}"), "false");
+    compose(&d, &p, &["start", "worker"]).ok();
+    assert_eq!(inspect(&d, "life-worker-1", "{{.State.Running}}"), "true");
+    compose(&d, &p, &["pause", "worker"]).ok();
+    assert_eq!(inspect(&d, "life-worker-1", "{{.State.Status}}"), "paused");
+    compose(&d, &p, &["unpause", "worker"]).ok();
+    compose(&d, &p, &["kill", "worker"]).ok();
+    assert_eq!(inspect(&d, "life-worker-1", "{{.State.Running}}"), "false");
+    compose(&d, &p, &["rm", "-f", "worker"]).ok();
+    assert!(!ids(&d, "life").iter().any(|(n, _)| n == "life-worker-1"));
+    let ls = d.berth(["compose", "ls"]).ok();
+    assert!(ls.contains("life") && ls.contains("running(1)"), "{ls}");
+    compose(&d, &p, &["--profile", "dev", "down", "-t", "1"]).ok();
+    assert!(ids(&d, "life").is_empty());
+}
+
+#[test]
+fn orphans_are_reported_and_removed() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let p = Proj::new("orph", TWO);
+    compose(&d, &p, &["up", "-d"]).ok();
+    p.write(
+        "services:\n  web:\n    image: busybox\n    network_mode: none\n    command: sleep 3600\n    labels:\n      tier: front\n",
+    );
+    let out = compose(&d, &p, &["up", "-d"]);
+    out.ok();
+    assert!(
+        out.stderr
+            .contains("Found orphan containers ([orph-worker-1]) for this project"),
+        "{}",
+        out.stderr
+    );
+    compose(&d, &p, &["up", "-d", "--remove-orphans"]).ok();
+    let names: Vec<String> = ids(&d, "orph").into_iter().map(|(n, _)| n).collect();
+    assert_eq!(names, vec!["orph-web-1"]);
+    compose(&d, &p, &["down", "-t", "1"]).ok();
+}
+
+#[test]
+fn compose_v2_and_berth_manage_each_others_projects() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let p = Proj::new("compat", TWO);
+    // Up with Compose v2, then berth sees the project unchanged and takes it down.
+    compose_v2(&d, &p.dir, &["up", "-d"]).ok();
+    let by_v2 = ids(&d, "compat");
+    assert_eq!(by_v2.len(), 2);
+    let out = compose(&d, &p, &["up", "-d"]);
+    out.ok();
+    assert_eq!(
+        ids(&d, "compat"),
+        by_v2,
+        "berth must not recreate: {}",
+        out.stderr
+    );
+    assert!(d.berth(["compose", "ls"]).ok().contains("compat"));
+    compose(&d, &p, &["down", "-t", "1"]).ok();
+    assert!(ids(&d, "compat").is_empty());
+    // And the other way round.
+    compose(&d, &p, &["up", "-d"]).ok();
+    let by_berth = ids(&d, "compat");
+    let out = compose_v2(&d, &p.dir, &["up", "-d"]);
+    out.ok();
+    assert_eq!(
+        ids(&d, "compat"),
+        by_berth,
+        "Compose v2 must not recreate: {}",
+        out.stderr
+    );
+    let ps = compose_v2(&d, &p.dir, &["ps", "--services"]).ok();
+    assert_eq!(ps, "web\nworker");
+    compose_v2(&d, &p.dir, &["down", "-t", "1"]).ok();
+    assert!(ids(&d, "compat").is_empty());
+}
