@@ -7,7 +7,7 @@
 //! * a running container's attachment (namespace path, endpoints, published ports) is part of
 //!   its record (`sandbox`), so the daemon rebuilds address pools, port reservations and the
 //!   firewall's port maps from the container records at start, and a lease can never outlive
-//!   its container (decision 0003).
+//!   its container (decision 0005).
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::Ipv4Addr;
@@ -870,6 +870,9 @@ impl Engine {
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .release(ep.ip);
+            }
+            if self.net.fw.is_some() {
+                tokio::spawn(berth_net::firewall::flush_conntrack(ep.ip));
             }
         }
         if !sb.key.is_empty() {

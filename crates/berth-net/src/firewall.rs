@@ -211,6 +211,30 @@ impl Firewall {
     }
 }
 
+/// Deletes the connection-tracking entries of a released container address (as source, as
+/// destination, and as the reply source of connections DNAT'd to it), so a reused address or
+/// port never inherits a dead container's flows (a UDP client would otherwise keep being sent
+/// to the old address). Runs `conntrack` (Debian package conntrack) three times; "nothing
+/// deleted" is not an error. Meant to run off the caller's path.
+pub async fn flush_conntrack(ip: Ipv4Addr) {
+    let ip = ip.to_string();
+    for sel in ["--orig-src", "--orig-dst", "--reply-src"] {
+        match tokio::process::Command::new("conntrack")
+            .args(["-D", sel, &ip])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .await
+        {
+            Ok(_) => {}
+            Err(e) => {
+                tracing::debug!("conntrack -D {sel} {ip}: {e}");
+                return;
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -93,6 +93,7 @@ pub async fn run(ctx: &Ctx, verb: Verb, m: Matches) -> CliResult<()> {
     let kinds: Vec<Kind> = match verb {
         Verb::ContainerInspect => vec![Kind::Container],
         Verb::ImageInspect => vec![Kind::Image],
+        Verb::NetworkInspect => vec![Kind::Network],
         _ => match m.value("type").unwrap_or("") {
             "" => vec![Kind::Container, Kind::Image, Kind::Network, Kind::Volume],
             "container" => vec![Kind::Container],

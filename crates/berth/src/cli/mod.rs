@@ -11,6 +11,7 @@
 
 mod auth;
 mod compose;
+mod network;
 mod container;
 mod exec;
 mod flags;
@@ -310,6 +311,7 @@ fn resolve(name: &str, rest: &mut Vec<String>) -> CliResult<Resolved> {
         "container" => Some(("container", CONTAINER_VERBS)),
         "image" => Some(("image", IMAGE_VERBS)),
         "system" => Some(("system", SYSTEM_VERBS)),
+        "network" => Some(("network", NETWORK_VERBS)),
         _ => None,
     };
     if let Some((group, verbs)) = group {
@@ -393,6 +395,13 @@ pub enum Verb {
     Export,
     Commit,
     Stats,
+    NetworkCreate,
+    NetworkLs,
+    NetworkInspect,
+    NetworkRm,
+    NetworkPrune,
+    NetworkConnect,
+    NetworkDisconnect,
 }
 
 const TOP_VERBS: &[(&str, Verb)] = &[
@@ -479,6 +488,18 @@ const IMAGE_VERBS: &[(&str, Verb)] = &[
     ("tag", Verb::Tag),
 ];
 
+const NETWORK_VERBS: &[(&str, Verb)] = &[
+    ("connect", Verb::NetworkConnect),
+    ("create", Verb::NetworkCreate),
+    ("disconnect", Verb::NetworkDisconnect),
+    ("inspect", Verb::NetworkInspect),
+    ("ls", Verb::NetworkLs),
+    ("list", Verb::NetworkLs),
+    ("prune", Verb::NetworkPrune),
+    ("rm", Verb::NetworkRm),
+    ("remove", Verb::NetworkRm),
+];
+
 const SYSTEM_VERBS: &[(&str, Verb)] = &[
     ("df", Verb::SystemDf),
     ("events", Verb::Events),
@@ -532,6 +553,13 @@ impl Verb {
             Verb::Export => "Export a container's filesystem as a tar archive",
             Verb::Commit => "Create a new image from a container's changes",
             Verb::Stats => "Display a live stream of container(s) resource usage statistics",
+            Verb::NetworkCreate => "Create a network",
+            Verb::NetworkLs => "List networks",
+            Verb::NetworkInspect => "Display detailed information on one or more networks",
+            Verb::NetworkRm => "Remove one or more networks",
+            Verb::NetworkPrune => "Remove all unused networks",
+            Verb::NetworkConnect => "Connect a container to a network",
+            Verb::NetworkDisconnect => "Disconnect a container from a network",
         }
     }
 
@@ -542,6 +570,7 @@ impl Verb {
             ("container", CONTAINER_VERBS),
             ("image", IMAGE_VERBS),
             ("system", SYSTEM_VERBS),
+            ("network", NETWORK_VERBS),
         ] {
             for (n, v) in verbs {
                 if *v == self {
@@ -584,6 +613,13 @@ impl Verb {
             | Verb::Export
             | Verb::Commit
             | Verb::Stats => ops::spec(self, path),
+            Verb::NetworkCreate
+            | Verb::NetworkLs
+            | Verb::NetworkInspect
+            | Verb::NetworkRm
+            | Verb::NetworkPrune
+            | Verb::NetworkConnect
+            | Verb::NetworkDisconnect => network::spec(self, path),
             _ => container::spec(self, path),
         };
         let spec = Spec {
@@ -628,6 +664,13 @@ impl Verb {
             | Verb::Export
             | Verb::Commit
             | Verb::Stats => ops::run(ctx, self, m).await,
+            Verb::NetworkCreate
+            | Verb::NetworkLs
+            | Verb::NetworkInspect
+            | Verb::NetworkRm
+            | Verb::NetworkPrune
+            | Verb::NetworkConnect
+            | Verb::NetworkDisconnect => network::run(ctx, self, m).await,
             _ => container::run(ctx, self, m).await,
         }
     }
@@ -656,6 +699,7 @@ fn root_help() -> String {
     s.push_str("  compose     Define and run multi-container applications\n");
     s.push_str("  container   Manage containers\n");
     s.push_str("  image       Manage images\n");
+    s.push_str("  network     Manage networks\n");
     s.push_str("  registry    Run or maintain an OCI distribution registry\n");
     s.push_str("  system      Manage berth\n\n");
     let rest: Vec<(&str, Verb)> = TOP_VERBS
@@ -676,6 +720,7 @@ fn group_help(group: &str) -> String {
     let (about, verbs) = match group {
         "container" => ("Manage containers", CONTAINER_VERBS),
         "image" => ("Manage images", IMAGE_VERBS),
+        "network" => ("Manage networks", NETWORK_VERBS),
         _ => ("Manage berth", SYSTEM_VERBS),
     };
     // One line per verb: its first (Docker's preferred) name.

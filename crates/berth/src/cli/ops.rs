@@ -323,7 +323,7 @@ async fn stats(ctx: &Ctx, m: Matches) -> CliResult<()> {
 }
 
 /// Docker's `PromptForConfirmation`: the warning and `[y/N]` on stdout, one line from stdin.
-fn confirm(warning: &str) -> CliResult<bool> {
+pub(crate) fn confirm(warning: &str) -> CliResult<bool> {
     let mut out = std::io::stdout();
     let _ = write!(out, "{warning}\nAre you sure you want to continue? [y/N] ");
     let _ = out.flush();
