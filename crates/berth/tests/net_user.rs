@@ -510,3 +510,89 @@ fn outbound_traffic_is_masqueraded() {
     ]);
     assert!(o.stdout.trim().is_empty(), "{o:?}");
 }
+
+/// The berth CLI prints what the Docker CLI prints for the network commands.
+#[test]
+fn network_cli_matches_the_docker_cli() {
+    let d = Daemon::start();
+    d.docker([
+        "network",
+        "create",
+        "--subnet",
+        &d.block.subnet(1),
+        "--label",
+        "a=1",
+        "web-net",
+    ])
+    .ok();
+    d.berth([
+        "network",
+        "create",
+        "--internal",
+        "--subnet",
+        &d.block.subnet(2),
+        "n10",
+    ])
+    .ok();
+    d.berth(["network", "create", "n2"]).ok();
+    let same = |args: &[&str]| {
+        let docker = d.docker(args);
+        let berth = d.berth(args);
+        assert_eq!(
+            (
+                docker.status,
+                docker.stdout.clone(),
+                docker
+                    .stderr
+                    .replace("docker", "berth")
+                    .replace("Docker", "berth")
+            ),
+            (berth.status, berth.stdout.clone(), berth.stderr.clone()),
+            "{args:?}"
+        );
+    };
+    for args in [
+        &["network", "ls"][..],
+        &["network", "ls", "--no-trunc"],
+        &["network", "ls", "-q"],
+        &["network", "ls", "--filter", "label=a=1"],
+        &[
+            "network",
+            "ls",
+            "--filter",
+            "type=custom",
+            "--format",
+            "{{.Name}} {{.Internal}} {{.Labels}}",
+        ],
+        &["network", "ls", "--format", "json"],
+        &["network", "inspect", "web-net"],
+        &[
+            "network",
+            "inspect",
+            "-f",
+            "{{.Name}} {{(index .IPAM.Config 0).Subnet}} {{.Internal}}",
+            "web-net",
+            "n10",
+        ],
+        &["network", "inspect", "nosuchnet"],
+        &["network", "rm", "nosuchnet"],
+        &[
+            "network",
+            "create",
+            "--subnet",
+            "10.1.0.0/24",
+            "--gateway",
+            "10.2.0.1",
+            "x",
+        ],
+        &["network", "connect", "web-net"],
+        &["network", "disconnect", "web-net", "nosuchcontainer"],
+    ] {
+        same(args);
+    }
+    assert_eq!(d.berth(["network", "rm", "n2", "n10"]).ok(), "n2\nn10");
+    assert_eq!(
+        d.berth(["network", "prune", "-f"]).ok(),
+        "Deleted Networks:\nweb-net"
+    );
+}

@@ -11,13 +11,13 @@
 
 mod auth;
 mod compose;
-mod network;
 mod container;
 mod exec;
 mod flags;
 mod format;
 mod image;
 mod inspect;
+mod network;
 mod ops;
 mod opts;
 mod progress;

@@ -48,10 +48,18 @@ pub fn spec(verb: Verb, path: &str) -> Spec {
                 Flag::value("driver", "string", "Driver to manage the Network")
                     .short('d')
                     .default("\"bridge\""),
-                Flag::list("gateway", "strings", "IPv4 or IPv6 Gateway for the master subnet"),
+                Flag::list(
+                    "gateway",
+                    "strings",
+                    "IPv4 or IPv6 Gateway for the master subnet",
+                ),
                 Flag::bool("ingress", "Create swarm routing-mesh network"),
                 Flag::bool("internal", "Restrict external access to the network"),
-                Flag::list("ip-range", "strings", "Allocate container ip from a sub-range"),
+                Flag::list(
+                    "ip-range",
+                    "strings",
+                    "Allocate container ip from a sub-range",
+                ),
                 Flag::value("ipam-driver", "string", "IP Address Management Driver")
                     .default("\"default\""),
                 Flag::list("ipam-opt", "map", "Set IPAM driver specific options"),
@@ -60,7 +68,11 @@ pub fn spec(verb: Verb, path: &str) -> Spec {
                 Flag::list("label", "list", "Set metadata on a network"),
                 Flag::list("opt", "map", "Set driver specific options").short('o'),
                 Flag::value("scope", "string", "Control the network's scope"),
-                Flag::list("subnet", "strings", "Subnet in CIDR format that represents a network segment"),
+                Flag::list(
+                    "subnet",
+                    "strings",
+                    "Subnet in CIDR format that represents a network segment",
+                ),
             ],
         ),
         Verb::NetworkLs => super::spec(
@@ -68,8 +80,12 @@ pub fn spec(verb: Verb, path: &str) -> Spec {
             "[OPTIONS]",
             NArgs::Exact(0),
             vec![
-                Flag::list("filter", "filter", "Provide filter values (e.g. \"driver=bridge\")")
-                    .short('f'),
+                Flag::list(
+                    "filter",
+                    "filter",
+                    "Provide filter values (e.g. \"driver=bridge\")",
+                )
+                .short('f'),
                 format_flag(),
                 Flag::bool("no-trunc", "Do not truncate the output"),
                 Flag::bool("quiet", "Only display network IDs").short('q'),
@@ -95,7 +111,11 @@ pub fn spec(verb: Verb, path: &str) -> Spec {
             "[OPTIONS]",
             NArgs::Exact(0),
             vec![
-                Flag::list("filter", "filter", "Provide filter values (e.g. \"until=<timestamp>\")"),
+                Flag::list(
+                    "filter",
+                    "filter",
+                    "Provide filter values (e.g. \"until=<timestamp>\")",
+                ),
                 Flag::bool("force", "Do not prompt for confirmation").short('f'),
             ],
         ),
@@ -104,19 +124,29 @@ pub fn spec(verb: Verb, path: &str) -> Spec {
             "[OPTIONS] NETWORK CONTAINER",
             NArgs::Exact(2),
             vec![
-                Flag::list("alias", "strings", "Add network-scoped alias for the container"),
+                Flag::list(
+                    "alias",
+                    "strings",
+                    "Add network-scoped alias for the container",
+                ),
                 Flag::list("driver-opt", "strings", "driver options for the network"),
                 Flag::value("ip", "string", "IPv4 address (e.g., \"172.30.100.104\")"),
                 Flag::value("ip6", "string", "IPv6 address (e.g., \"2001:db8::33\")"),
                 Flag::list("link", "list", "Add link to another container"),
-                Flag::list("link-local-ip", "strings", "Add a link-local address for the container"),
+                Flag::list(
+                    "link-local-ip",
+                    "strings",
+                    "Add a link-local address for the container",
+                ),
             ],
         ),
         _ => super::spec(
             path,
             "[OPTIONS] NETWORK CONTAINER",
             NArgs::Exact(2),
-            vec![Flag::bool("force", "Force the container to disconnect from a network").short('f')],
+            vec![
+                Flag::bool("force", "Force the container to disconnect from a network").short('f'),
+            ],
         ),
     }
 }
@@ -177,7 +207,8 @@ fn ipam_configs(
     for r in ranges {
         let rn = parse(r).ok_or_else(|| CliError::msg(format!("invalid CIDR address: {r}")))?;
         let Some(c) = out.iter_mut().find(|c| {
-            parse(&c.subnet).is_some_and(|s| s.contains(&rn.network()) && s.prefix_len() <= rn.prefix_len())
+            parse(&c.subnet)
+                .is_some_and(|s| s.contains(&rn.network()) && s.prefix_len() <= rn.prefix_len())
         }) else {
             return Err(CliError::msg(format!("no matching subnet for range {r}")));
         };
@@ -229,7 +260,12 @@ fn ipam_configs(
 async fn create(ctx: &Ctx, m: Matches) -> CliResult<()> {
     let name = m.args[0].clone();
     let aux = map_opt(&m.list("aux-address"), "aux-address")?;
-    let config = ipam_configs(&m.list("subnet"), &m.list("ip-range"), &m.list("gateway"), &aux)?;
+    let config = ipam_configs(
+        &m.list("subnet"),
+        &m.list("ip-range"),
+        &m.list("gateway"),
+        &aux,
+    )?;
     let mut labels = BTreeMap::new();
     for l in m.list("label") {
         let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
@@ -333,7 +369,9 @@ fn network_row(n: &NetworkResource, trunc: bool) -> Row {
         ("Driver", n.driver.clone().into()),
         ("Scope", n.scope.clone().into()),
         ("IPv6", n.enable_ipv6.to_string().into()),
-        ("IPv4", "true".to_string().into()),
+        // The Docker CLI reads `EnableIPv4` (API 1.47); berth's API has no such field, so the
+        // Docker CLI shows "false" here and so does berth's.
+        ("IPv4", "false".to_string().into()),
         ("Internal", n.internal.to_string().into()),
         (
             "Labels",
@@ -386,7 +424,8 @@ async fn rm(ctx: &Ctx, m: Matches) -> CliResult<()> {
         }
     }
     if failed {
-        return Err(CliError::new(1, String::new()));
+        // The Docker CLI ends a partly failed `network rm` with this line.
+        return Err(CliError::new(1, "exit status 1".to_string()));
     }
     Ok(())
 }
@@ -424,13 +463,12 @@ async fn connect(ctx: &Ctx, m: Matches) -> CliResult<()> {
     let ip = m.string("ip").unwrap_or_default();
     let ip6 = m.string("ip6").unwrap_or_default();
     let link_local = m.list("link-local-ip");
-    let ipam = (!ip.is_empty() || !ip6.is_empty() || !link_local.is_empty()).then(|| {
-        EndpointIpamConfig {
+    let ipam =
+        (!ip.is_empty() || !ip6.is_empty() || !link_local.is_empty()).then(|| EndpointIpamConfig {
             ipv4_address: ip,
             ipv6_address: ip6,
             link_local_ips: (!link_local.is_empty()).then_some(link_local),
-        }
-    });
+        });
     let driver_opts = map_opt(&m.list("driver-opt"), "driver-opt")?;
     let aliases = m.list("alias");
     let body = NetworkConnectRequest {
@@ -472,9 +510,14 @@ mod tests {
         assert_eq!(c[0].ip_range, "10.1.2.0/24");
         assert_eq!(c[0].gateway, "10.1.0.1");
         assert_eq!(
-            ipam_configs(&v(&["10.1.0.0/16"]), &[], &v(&["10.2.0.1"]), &BTreeMap::new())
-                .unwrap_err()
-                .message,
+            ipam_configs(
+                &v(&["10.1.0.0/16"]),
+                &[],
+                &v(&["10.2.0.1"]),
+                &BTreeMap::new()
+            )
+            .unwrap_err()
+            .message,
             "no matching subnet for gateway 10.2.0.1"
         );
         assert!(ipam_configs(&[], &[], &v(&["10.2.0.1"]), &BTreeMap::new()).is_err());
