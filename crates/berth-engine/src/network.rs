@@ -7,7 +7,7 @@
 //! * a running container's attachment (namespace path, endpoints, published ports) is part of
 //!   its record (`sandbox`), so the daemon rebuilds address pools, port reservations and the
 //!   firewall's port maps from the container records at start, and a lease can never outlive
-//!   its container (decision 0005).
+//!   its container (decision 0003).
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::Ipv4Addr;

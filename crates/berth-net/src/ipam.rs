@@ -3,7 +3,7 @@
 //!
 //! The pool itself is in memory; the leases are the addresses recorded in the records of the
 //! running containers, from which the engine rebuilds every pool at daemon start. A lease
-//! therefore cannot outlive its container (decision 0005).
+//! therefore cannot outlive its container (decision 0003).
 
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;

@@ -1,6 +1,6 @@
 //! Network namespaces the daemon creates for containers. Each one is bind-mounted on a file
 //! under the exec root, so it outlives the thread that made it and the daemon itself, and runc
-//! joins it through the OCI spec's namespace path (decision 0005).
+//! joins it through the OCI spec's namespace path (decision 0003).
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
