@@ -4,6 +4,7 @@
 //! and user-defined networks get an embedded DNS server (`dns`). The engine calls this crate;
 //! it knows no HTTP.
 
+pub mod dns;
 pub mod firewall;
 pub mod hostinfo;
 pub mod ipam;
