@@ -77,6 +77,48 @@ pub fn parse_go_duration(s: &str) -> Result<i64, String> {
     Ok(if neg { -t } else { t })
 }
 
+/// Go's `time.Duration.String()` of `nanos`: `200ms`, `1.5s`, `1m30s`, `2h0m0s`, `0s`.
+pub fn format_go_duration(nanos: i64) -> String {
+    // `frac` renders v / 10^prec's fraction without trailing zeros (none when it is zero).
+    fn frac(v: u64, prec: u32) -> (String, u64) {
+        let div = 10u64.pow(prec);
+        let f = v % div;
+        if f == 0 {
+            return (String::new(), v / div);
+        }
+        let digits = format!("{f:0width$}", width = prec as usize);
+        (format!(".{}", digits.trim_end_matches('0')), v / div)
+    }
+    let neg = nanos < 0;
+    let u = nanos.unsigned_abs();
+    let mut out = if u == 0 {
+        return "0s".to_string();
+    } else if u < 1_000 {
+        format!("{u}ns")
+    } else if u < 1_000_000 {
+        let (f, i) = frac(u, 3);
+        format!("{i}{f}µs")
+    } else if u < 1_000_000_000 {
+        let (f, i) = frac(u, 6);
+        format!("{i}{f}ms")
+    } else {
+        let (f, secs) = frac(u, 9);
+        let (mins, s) = (secs / 60, secs % 60);
+        let (hours, m) = (mins / 60, mins % 60);
+        if hours > 0 {
+            format!("{hours}h{m}m{s}{f}s")
+        } else if mins > 0 {
+            format!("{m}m{s}{f}s")
+        } else {
+            format!("{s}{f}s")
+        }
+    };
+    if neg {
+        out.insert(0, '-');
+    }
+    out
+}
+
 /// Docker's `timetypes.GetTimestamp`: `--since`/`--until` values — Go durations relative to
 /// now (`10m`), RFC 3339 dates and times (with or without zone, local otherwise), or Unix
 /// timestamps (`1795799615`, `1795799615.123`).
@@ -204,4 +246,34 @@ fn is_go_printable(c: char) -> bool {
     !(c.is_control()
         || matches!(u, 0x00a0 | 0x00ad | 0x2000..=0x200f | 0x2028..=0x202f | 0x205f..=0x206f | 0x3000 | 0xfeff)
         || (0xfff9..=0xfffb).contains(&u))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_duration_strings() {
+        for (n, s) in [
+            (0, "0s"),
+            (1, "1ns"),
+            (999, "999ns"),
+            (1_500, "1.5µs"),
+            (1_000_000, "1ms"),
+            (200_000_000, "200ms"),
+            (1_250_000, "1.25ms"),
+            (1_000_000_000, "1s"),
+            (1_500_000_000, "1.5s"),
+            (90_000_000_000, "1m30s"),
+            (3_600_000_000_000, "1h0m0s"),
+            (3_723_000_000_001, "1h2m3.000000001s"),
+            (-2_000_000, "-2ms"),
+        ] {
+            assert_eq!(format_go_duration(n), s, "{n}");
+        }
+        // Round trip through the parser.
+        for n in [1, 1_234, 5_000_000, 61_000_000_000, 7_200_000_000_123] {
+            assert_eq!(parse_go_duration(&format_go_duration(n)).unwrap(), n);
+        }
+    }
 }

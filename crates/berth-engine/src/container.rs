@@ -63,6 +63,9 @@ pub struct StateRecord {
     /// Set by stop/kill so that an exit is not mistaken for a crash (restart policies later).
     #[serde(default)]
     pub stopped_by_user: bool,
+    /// Docker's `State.Health`: absent until a start with a health check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<berth_api::models::Health>,
 }
 
 /// Everything berth keeps about a container.
@@ -167,6 +170,10 @@ pub struct Container {
     pub exec_ids: Mutex<Vec<String>>,
     /// The supervisor of the last run, which may still be cleaning up after the exit.
     pub prev_shim_pid: Mutex<Option<i32>>,
+    /// Restart policy state (back-off, pending restart). Lock order: before `record`.
+    restart: Mutex<crate::restart::RestartManager>,
+    /// Health-check monitor state. Lock order: before `record`.
+    health: Mutex<crate::health::Monitor>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -193,6 +200,8 @@ impl Container {
             slot: Mutex::new(ShimSlot::default()),
             exec_ids: Mutex::new(Vec::new()),
             prev_shim_pid: Mutex::new(None),
+            restart: Mutex::new(Default::default()),
+            health: Mutex::new(Default::default()),
         })
     }
 
@@ -230,6 +239,26 @@ impl Container {
         };
         self.publish(rs.0, rs.1, false);
         Ok(bytes)
+    }
+
+    /// Changes the record in memory only, without waking waiters (health results: frequent,
+    /// and best-effort persisted as in Docker).
+    pub fn modify_quiet<R>(&self, f: impl FnOnce(&mut ContainerRecord) -> R) -> R {
+        f(&mut lock(&self.record))
+    }
+
+    /// Persists the current record without fsyncs (see [`Container::update_volatile`]).
+    pub fn save_volatile(&self) -> std::io::Result<()> {
+        let bytes = serde_json::to_vec(&*lock(&self.record)).map_err(std::io::Error::other)?;
+        berth_image::fsutil::write_replace(&self.dir, RECORD_FILE, &bytes, 0o600)
+    }
+
+    pub(crate) fn restart_manager(&self) -> MutexGuard<'_, crate::restart::RestartManager> {
+        lock(&self.restart)
+    }
+
+    pub(crate) fn health_monitor(&self) -> MutexGuard<'_, crate::health::Monitor> {
+        lock(&self.health)
     }
 
     /// Changes the state in memory only (e.g. `removing`: the record is deleted next).

@@ -41,6 +41,7 @@ impl Engine {
             None => None,
         };
         validate_host_config(&hc)?;
+        crate::health::validate(config.healthcheck.as_ref())?;
 
         let image = self.image_for_create(&config.image).await?;
         merge_image_config(&mut config, &image.config);
@@ -485,9 +486,7 @@ pub(crate) fn merge_image_config(c: &mut ContainerConfig, img: &ContainerConfig)
     if c.working_dir.is_empty() {
         c.working_dir = img.working_dir.clone();
     }
-    if c.healthcheck.is_none() {
-        c.healthcheck = img.healthcheck.clone();
-    }
+    crate::health::merge_config(&mut c.healthcheck, img.healthcheck.as_ref());
     if c.stop_signal.is_empty() {
         c.stop_signal = img.stop_signal.clone();
     }

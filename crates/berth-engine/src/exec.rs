@@ -318,6 +318,11 @@ impl Engine {
                 err.exit_code_hint() as i64
             }
         };
+        self.record_exec_exit(c, e, pid, code);
+    }
+
+    /// Records an exec's exit code and emits `exec_die`.
+    fn record_exec_exit(&self, c: &Arc<Container>, e: &ExecEntry, pid: i64, code: i64) {
         {
             let mut st = lock(e);
             st.running = false;
@@ -329,6 +334,109 @@ impl Engine {
         attrs.insert("execID".into(), e.id.clone());
         attrs.insert("exitCode".into(), code.to_string());
         self.events.emit("container", "exec_die", &c.id, attrs);
+    }
+
+    /// Runs the exec `id` for a health probe: no stdin, stdout and stderr into `out` (which
+    /// keeps what it keeps; everything is read, so the process never blocks on a full pipe).
+    /// The process is killed `timeout` after it started (the runtime's own start-up does not
+    /// count, as in Docker) or when `cancel` fires. Err: the exec could not run (its message).
+    pub(crate) async fn exec_probe(
+        &self,
+        c: &Arc<Container>,
+        id: &str,
+        timeout: std::time::Duration,
+        cancel: &tokio_util::sync::CancellationToken,
+        out: &mut crate::health::LimitedOutput,
+    ) -> Result<crate::health::ProbeEnd, String> {
+        use crate::health::ProbeEnd;
+        use std::time::Duration;
+        /// Docker's limit for an exec to start before the probe counts as failed.
+        const START_LIMIT: Duration = Duration::from_secs(30);
+        let e = self.execs.get(id).map_err(|e| e.message)?;
+        lock(&e).started = true;
+        let mut p = self.spawn_exec(c, &e, true).await.map_err(|e| e.message)?;
+        let mut attrs = self.event_attrs(c);
+        attrs.insert("execID".into(), e.id.clone());
+        let cmd = e.config.cmd.clone().unwrap_or_default().join(" ");
+        self.events
+            .emit("container", &format!("exec_start: {cmd}"), &c.id, attrs);
+        let stdout = p.stdout.take();
+        let stderr = p.stderr.take();
+        let reader = drain_limited(stdout, stderr, out);
+        tokio::pin!(reader);
+        let mut reader_done = false;
+        let spawned = tokio::time::Instant::now();
+        let mut started: Option<tokio::time::Instant> = None;
+        let mut pid = 0i64;
+        enum Next {
+            Exit(Result<i32, berth_runtime::RuntimeError>),
+            Kill(ProbeEnd),
+        }
+        let next = loop {
+            let deadline = match started {
+                Some(t) => t + timeout,
+                None => spawned + START_LIMIT,
+            };
+            tokio::select! {
+                _ = &mut reader, if !reader_done => reader_done = true,
+                r = p.wait() => break Next::Exit(r),
+                _ = cancel.cancelled() => break Next::Kill(ProbeEnd::Canceled),
+                // The runtime writes the pid file once the process runs: the timeout counts
+                // from then.
+                _ = tokio::time::sleep(Duration::from_millis(10)), if started.is_none() => {
+                    if let Some(n) = p.pid() {
+                        pid = n as i64;
+                        started = Some(tokio::time::Instant::now());
+                    }
+                }
+                _ = tokio::time::sleep_until(deadline) => {
+                    if started.is_none() {
+                        p.kill_runtime();
+                        let _ = p.wait().await;
+                        self.record_exec_exit(c, &e, 0, 126);
+                        return Err(format!("timed out starting health check for container {}", c.id));
+                    }
+                    break Next::Kill(ProbeEnd::TimedOut);
+                }
+            }
+        };
+        let (end, code) = match next {
+            Next::Exit(Ok(code)) => (Ok(ProbeEnd::Exited(code as i64)), code as i64),
+            Next::Exit(Err(err)) => {
+                let code = err.exit_code_hint() as i64;
+                (Err(err.to_string()), code)
+            }
+            Next::Kill(why) => {
+                if pid == 0 {
+                    pid = p.pid().unwrap_or(0) as i64;
+                }
+                if p.signal(libc::SIGKILL).is_err() {
+                    p.kill_runtime();
+                }
+                let code = match p.wait().await {
+                    Ok(code) => code as i64,
+                    Err(err) => err.exit_code_hint() as i64,
+                };
+                (Ok(why), code)
+            }
+        };
+        // Output still in the pipes; a background process of the probe holding them open does
+        // not hold the probe up for long.
+        if !reader_done {
+            let _ = tokio::time::timeout(Duration::from_secs(1), &mut reader).await;
+        }
+        self.record_exec_exit(c, &e, pid, code);
+        end
+    }
+
+    /// Drops a finished exec from the daemon's table and from the container's list (health
+    /// probes: they would otherwise pile up, one per interval).
+    pub(crate) fn exec_forget(&self, c: &Container, id: &str) {
+        self.execs.remove(id);
+        c.exec_ids
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|x| x != id);
     }
 
     async fn exec_session(
@@ -459,6 +567,31 @@ async fn pump_framed<W: tokio::io::AsyncWrite + Unpin>(
             if w.write_all(&frame).await.is_err() {
                 client_ok = false;
             }
+        }
+    }
+}
+
+/// Reads stdout and stderr to their ends into `out`.
+async fn drain_limited(
+    out: Option<impl AsyncRead + Unpin>,
+    err: Option<impl AsyncRead + Unpin>,
+    sink: &mut crate::health::LimitedOutput,
+) {
+    let mut out = out;
+    let mut err = err;
+    let mut ob = vec![0u8; 8 * 1024];
+    let mut eb = vec![0u8; 8 * 1024];
+    loop {
+        tokio::select! {
+            r = read_opt(&mut out, &mut ob), if out.is_some() => match r {
+                Ok(0) | Err(_) => out = None,
+                Ok(n) => sink.push(&ob[..n]),
+            },
+            r = read_opt(&mut err, &mut eb), if err.is_some() => match r {
+                Ok(0) | Err(_) => err = None,
+                Ok(n) => sink.push(&eb[..n]),
+            },
+            else => break,
         }
     }
 }

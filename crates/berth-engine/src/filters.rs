@@ -152,9 +152,16 @@ impl ContainerFilter {
             return false;
         }
         let health = f.get("health");
-        if !health.is_empty() && !health.contains(&"none") {
-            // Health checks are not run by berth yet: every container's health is "none".
-            return false;
+        if !health.is_empty() {
+            let h = r
+                .state
+                .health
+                .as_ref()
+                .map(|h| h.status.as_str())
+                .unwrap_or("none");
+            if !health.contains(&h) {
+                return false;
+            }
         }
         if let Some(v) = f.get("is-task").first() {
             if *v == "true" || *v == "1" {

@@ -41,7 +41,18 @@ pub(crate) fn status_text(r: &ContainerRecord) -> String {
         human_duration(d)
     };
     match r.state.status {
-        Status::Running => format!("Up {}", since(r.state.started_at)),
+        Status::Running => match &r.state.health {
+            Some(h) => format!(
+                "Up {} ({})",
+                since(r.state.started_at),
+                if h.status == crate::health::STARTING {
+                    "health: starting"
+                } else {
+                    h.status.as_str()
+                }
+            ),
+            None => format!("Up {}", since(r.state.started_at)),
+        },
         Status::Paused => format!("Up {} (Paused)", since(r.state.started_at)),
         Status::Restarting => format!(
             "Restarting ({}) {} ago",
@@ -120,7 +131,7 @@ impl Engine {
                 error: r.state.error.clone(),
                 started_at: docker_time(r.state.started_at),
                 finished_at: docker_time(r.state.finished_at),
-                health: None,
+                health: r.state.health.clone(),
             }),
             image: r.image_id.clone(),
             resolv_conf_path: r.resolv_conf_path.clone(),
@@ -322,5 +333,40 @@ mod tests {
             "created"
         );
         assert_eq!(state_string(&rec(Status::Exited, true, true, 0)), "exited");
+        assert_eq!(
+            status_text(&rec(Status::Restarting, true, true, 3)),
+            "Restarting (3) 5 seconds ago"
+        );
+        assert_eq!(
+            state_string(&rec(Status::Restarting, true, true, 3)),
+            "restarting"
+        );
+    }
+
+    #[test]
+    fn status_texts_with_health() {
+        let with = |status: Status, h: &str| {
+            let mut r = rec(status, true, status != Status::Running, 0);
+            r.state.health = Some(berth_api::models::Health {
+                status: h.into(),
+                ..Default::default()
+            });
+            status_text(&r)
+        };
+        assert_eq!(
+            with(Status::Running, "starting"),
+            "Up 5 seconds (health: starting)"
+        );
+        assert_eq!(with(Status::Running, "healthy"), "Up 5 seconds (healthy)");
+        assert_eq!(
+            with(Status::Running, "unhealthy"),
+            "Up 5 seconds (unhealthy)"
+        );
+        // Paused and stopped containers show no health (Docker's State.String()).
+        assert_eq!(with(Status::Paused, "unhealthy"), "Up 5 seconds (Paused)");
+        assert_eq!(
+            with(Status::Exited, "unhealthy"),
+            "Exited (0) 5 seconds ago"
+        );
     }
 }

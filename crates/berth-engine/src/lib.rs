@@ -17,12 +17,14 @@ mod distribution;
 mod events;
 mod exec;
 mod filters;
+mod health;
 mod images;
 mod inspect;
 mod lifecycle;
 mod logs;
 mod network;
 mod ops;
+mod restart;
 mod shimexe;
 mod start;
 mod stats;
@@ -79,6 +81,8 @@ pub struct Engine {
     pub(crate) dist: Arc<distribution::Distribution>,
     /// Networks, container network attachments, published ports.
     pub(crate) net: network::NetMgr,
+    /// The health-check scheduler's queue.
+    pub(crate) health_tx: health::SchedulerTx,
 }
 
 impl Engine {
@@ -133,6 +137,7 @@ impl Engine {
         let dist = distribution::Distribution::new(&cfg)
             .map_err(|e| EngineError::Config(config::ConfigError::Invalid(e)))?;
         let net = network::NetMgr::open(&cfg).await;
+        let (health_tx, health_rx) = health::channel();
         let engine = Arc::new(Engine {
             net,
             images: Arc::new(images),
@@ -146,8 +151,10 @@ impl Engine {
                 .unwrap_or(berth_runtime::cgroups::CgroupMode::V2),
             runtime_versions: std::sync::OnceLock::new(),
             dist,
+            health_tx,
             cfg,
         });
+        health::spawn_scheduler(&engine, health_rx);
         engine.restore().await;
         Ok(engine)
     }

@@ -12,7 +12,7 @@ use chrono::Utc;
 use crate::container::{load_record, Container, Status};
 use crate::Engine;
 
-const SIGKILL: i32 = 9;
+pub(crate) const SIGKILL: i32 = 9;
 /// `<data-root>/containers/` entries being removed.
 const TRASH_PREFIX: &str = ".trash-";
 /// `<data-root>/containers/` entries whose record could not be read.
@@ -107,12 +107,15 @@ impl Engine {
         rt.kill(&c.id, sig, false).await.map_err(rt_err)
     }
 
-    /// Waits until the container is no longer running, at most `timeout` (None: forever).
+    /// Waits until the container is no longer running or exited (it may be `restarting`
+    /// after that), at most `timeout` (None: forever).
     async fn wait_stopped(&self, c: &Container, timeout: Option<Duration>) -> bool {
         let mut rx = c.subscribe();
+        let exits = rx.borrow_and_update().exits;
         let fut = async {
             loop {
-                if !rx.borrow_and_update().status.is_running() {
+                let s = *rx.borrow_and_update();
+                if !s.status.is_running() || s.exits > exits {
                     return;
                 }
                 if rx.changed().await.is_err() {
@@ -148,7 +151,16 @@ impl Engine {
             None => SIGTERM,
         };
         let secs = timeout.or(stop_timeout).unwrap_or(10);
-        let _ = c.update(|r| r.state.stopped_by_user = true);
+        if c.status() == Status::Restarting {
+            // No process: the pending restart is cancelled and the container stays exited
+            // (Docker ends the same way, after the stop timeout when the signal is not the
+            // stop signal).
+            self.user_stop_or_kill(c, SIGKILL);
+            let attrs = self.event_attrs(c);
+            self.events.emit("container", "stop", &c.id, attrs);
+            return Ok(true);
+        }
+        self.user_stop_or_kill(c, sig);
         let paused = c.status() == Status::Paused;
         if let Err(e) = self.signal(c, sig).await {
             tracing::debug!(id = %c.id, "stop signal failed (exiting already?): {e:?}");
@@ -164,6 +176,7 @@ impl Engine {
         };
         if !self.wait_stopped(c, limit).await {
             tracing::info!(id = %c.id, "container did not stop within {secs}s; killing it");
+            self.user_stop_or_kill(c, SIGKILL);
             if let Err(e) = self.signal(c, SIGKILL).await {
                 tracing::debug!(id = %c.id, "SIGKILL failed: {e:?}");
             }
@@ -205,9 +218,16 @@ impl Engine {
                 c.id
             )));
         }
-        if sig == SIGKILL || sig == SIGTERM {
-            let _ = c.update(|r| r.state.stopped_by_user = true);
+        if c.status() == Status::Restarting {
+            // moby: no process to signal; the kill only cancels the pending restart (when the
+            // signal would stop the container) and emits no event.
+            let _op = c.op.lock().await;
+            if c.status() == Status::Restarting {
+                self.user_stop_or_kill(c, sig);
+                return Ok(());
+            }
         }
+        self.user_stop_or_kill(c, sig);
         self.signal(c, sig).await.map_err(|e| {
             ApiError::new(
                 e.status,
@@ -248,10 +268,17 @@ impl Engine {
                 )))
             }
             Status::Running => {}
+            Status::Restarting => {
+                return Err(ApiError::conflict(format!(
+                    "Container {} is restarting, wait until the container is running",
+                    c.id
+                )))
+            }
             _ => return Err(not_running(c)),
         }
         let rt = self.runtime(&c.with(|r| r.runtime.clone()))?;
         rt.pause(&c.id).await.map_err(rt_err)?;
+        self.health_stop(c);
         c.update(|r| r.state.status = Status::Paused)
             .map_err(|e| ApiError::internal(e.to_string()))?;
         let attrs = self.event_attrs(c);
@@ -271,6 +298,7 @@ impl Engine {
         rt.resume(&c.id).await.map_err(rt_err)?;
         c.update(|r| r.state.status = Status::Running)
             .map_err(|e| ApiError::internal(e.to_string()))?;
+        self.health_resume(c);
         let attrs = self.event_attrs(c);
         self.events.emit("container", "unpause", &c.id, attrs);
         Ok(())
@@ -288,7 +316,9 @@ impl Engine {
             loop {
                 let s = *rx.borrow_and_update();
                 let done = match condition {
-                    WaitCondition::NotRunning => !s.status.is_running(),
+                    // An exit ends the wait even when a restart follows (moby notifies its
+                    // stop waiters when the container goes to `restarting`).
+                    WaitCondition::NotRunning => !s.status.is_running() || s.exits > start.exits,
                     WaitCondition::NextExit => s.exits > start.exits,
                     WaitCondition::Removed => s.removed,
                 };
@@ -334,12 +364,16 @@ impl Engine {
             }
             s if s.is_running() && !force => {
                 return Err(ApiError::conflict(format!(
-                    "You cannot remove a running container {}. Stop the container before attempting removal or force remove",
+                    "You cannot remove a {} container {}. Stop the container before attempting removal or force remove",
+                    s.as_str(),
                     c.id
                 )))
             }
+            Status::Restarting => {
+                self.user_stop_or_kill(c, SIGKILL);
+            }
             s if s.is_running() => {
-                let _ = c.update(|r| r.state.stopped_by_user = true);
+                self.user_stop_or_kill(c, SIGKILL);
                 if let Err(e) = self.signal(c, SIGKILL).await {
                     tracing::debug!(id = %c.id, "kill before removal: {e:?}");
                 }
@@ -357,6 +391,7 @@ impl Engine {
             }
             _ => {}
         }
+        self.health_stop(c);
         c.set_status_in_memory(Status::Removing);
         c.clear_shim();
         self.net_detach(c).await;
@@ -520,6 +555,17 @@ impl Engine {
         c: &Arc<Container>,
         exit: Result<ExitInfo, RuntimeError>,
     ) {
+        self.record_exit(c, exit, true).await;
+    }
+
+    /// Records an exit; with `apply_policy`, a container whose restart policy says so becomes
+    /// `restarting` and is started again after the back-off (see `restart.rs`).
+    async fn record_exit(
+        self: &Arc<Self>,
+        c: &Arc<Container>,
+        exit: Result<ExitInfo, RuntimeError>,
+        apply_policy: bool,
+    ) {
         let info = match exit {
             Ok(i) => i,
             Err(e) => match berth_runtime::read_exit_file(&c.bundle) {
@@ -532,6 +578,7 @@ impl Engine {
                 },
             },
         };
+        self.health_stop(c);
         let shim_pid = c.with(|r| r.state.shim_pid);
         if shim_pid > 0 {
             *c.prev_shim_pid.lock().unwrap_or_else(|p| p.into_inner()) = Some(shim_pid as i32);
@@ -541,21 +588,53 @@ impl Engine {
         self.unmount_rw_layer(&c.id).await;
         self.net_detach(c).await;
         let _ = std::fs::remove_dir_all(&c.bundle);
-        let record_exit = |r: &mut crate::container::ContainerRecord| {
-            r.state.status = Status::Exited;
-            r.state.exit_code = info.exit_code as i64;
-            r.state.finished_at = Some(info.finished_at);
-            r.state.oom_killed = info.oom_killed;
-            r.state.pid = 0;
-            r.state.shim_pid = 0;
-            r.state.error = info.error.clone().unwrap_or_default();
-        };
-        // A `--rm` container is removed right after: its exit need not survive a power failure
-        // (a daemon restart finds it without a supervisor and removes it then).
-        let _ = if c.with(|r| r.host_config.auto_remove) {
-            c.update_volatile(record_exit)
-        } else {
-            c.update(record_exit)
+        let (auto_remove, policy, by_user, restarts, started_at) = c.with(|r| {
+            (
+                r.host_config.auto_remove,
+                r.host_config.restart_policy.clone(),
+                r.state.stopped_by_user,
+                r.restart_count,
+                r.state.started_at,
+            )
+        });
+        let ran_for = started_at
+            .and_then(|s| (info.finished_at - s).to_std().ok())
+            .unwrap_or_default();
+        // The decision and the state change happen under the restart manager's lock, so that
+        // a stop or kill cancelling restarts meanwhile sees either no pending restart and
+        // prevents it, or a pending one and the `restarting` state it undoes.
+        let delay = {
+            let mut rm = c.restart_manager();
+            let delay = if apply_policy && !auto_remove {
+                rm.should_restart(&policy, info.exit_code as i64, by_user, ran_for, restarts)
+            } else {
+                None
+            };
+            let restarting = delay.map(|d| (d, rm.set_pending()));
+            let record_exit = |r: &mut crate::container::ContainerRecord| {
+                r.state.status = if restarting.is_some() {
+                    Status::Restarting
+                } else {
+                    Status::Exited
+                };
+                if restarting.is_some() {
+                    r.restart_count += 1;
+                }
+                r.state.exit_code = info.exit_code as i64;
+                r.state.finished_at = Some(info.finished_at);
+                r.state.oom_killed = info.oom_killed;
+                r.state.pid = 0;
+                r.state.shim_pid = 0;
+                r.state.error = info.error.clone().unwrap_or_default();
+            };
+            // A `--rm` container is removed right after: its exit need not survive a power
+            // failure (a daemon restart finds it without a supervisor and removes it then).
+            let _ = if auto_remove {
+                c.update_volatile(record_exit)
+            } else {
+                c.update(record_exit)
+            };
+            restarting
         };
         c.notify_exit();
         let mut attrs = self.event_attrs(c);
@@ -565,15 +644,6 @@ impl Engine {
         attrs.insert("exitCode".into(), info.exit_code.to_string());
         self.events.emit("container", "die", &c.id, attrs);
 
-        let (auto_remove, policy, max_retry, by_user, restarts) = c.with(|r| {
-            (
-                r.host_config.auto_remove,
-                r.host_config.restart_policy.name.clone(),
-                r.host_config.restart_policy.maximum_retry_count,
-                r.state.stopped_by_user,
-                r.restart_count,
-            )
-        });
         if auto_remove {
             let engine = self.clone();
             let c = c.clone();
@@ -584,32 +654,9 @@ impl Engine {
             });
             return;
         }
-        let restart = !by_user
-            && match policy.as_str() {
-                "always" | "unless-stopped" => true,
-                "on-failure" => info.exit_code != 0 && (max_retry == 0 || restarts < max_retry),
-                _ => false,
-            };
-        if restart {
-            let engine = self.clone();
-            let c = c.clone();
-            // Docker's back-off: 100ms doubling, capped at 1 minute.
-            let delay =
-                Duration::from_millis(100u64.saturating_mul(1 << restarts.clamp(0, 10) as u64))
-                    .min(Duration::from_secs(60));
-            tokio::spawn(async move {
-                tokio::time::sleep(delay).await;
-                let _op = c.op.lock().await;
-                if engine.try_lookup(&c.id).ok().flatten().is_none()
-                    || c.with(|r| r.state.stopped_by_user)
-                {
-                    return;
-                }
-                let _ = c.update(|r| r.restart_count += 1);
-                if let Err(e) = engine.start_locked(&c).await {
-                    tracing::warn!(id = %c.id, "restart by policy failed: {}", e.message);
-                }
-            });
+        if let Some((delay, gen)) = delay {
+            tracing::info!(id = %c.id, restarts = restarts + 1, "restarting container in {delay:?}");
+            self.schedule_restart(c, gen, delay);
         }
     }
 
@@ -685,20 +732,30 @@ impl Engine {
         // Address leases, port reservations and the firewall from the running containers,
         // before exits found below release theirs.
         self.net_restore(&loaded).await;
+        let mut boot_restarts = Vec::new();
         for c in loaded {
-            let status = c.status();
+            let mut status = c.status();
+            if status == Status::Restarting {
+                // The previous daemon stopped during a restart's back-off (or inside the
+                // restart's start, adopted below): the exit stays recorded, and the policy is
+                // applied afresh below, as dockerd does at start.
+                let _ = c.update(|r| r.state.status = Status::Exited);
+                status = Status::Exited;
+            }
             if status.is_running() {
                 match ShimClient::connect(&c.bundle).await {
                     Ok(shim) => {
                         tracing::info!(id = %c.id, "re-adopted running container");
                         let shim = Arc::new(shim);
                         drop(c.set_shim(shim.clone()));
-                        self.spawn_monitor(c, shim);
+                        if status == Status::Running {
+                            self.health_init(&c);
+                        }
+                        self.spawn_monitor(c.clone(), shim);
                     }
                     Err(e) => {
                         tracing::info!(id = %c.id, "container's supervisor is gone ({e}); recording its exit");
-                        let engine = self.clone();
-                        engine.on_exit(&c, Err(e)).await;
+                        self.record_exit(&c, Err(e), false).await;
                     }
                 }
             } else {
@@ -721,6 +778,7 @@ impl Engine {
                         r.has_been_started = true;
                     });
                     drop(c.set_shim(shim.clone()));
+                    self.health_init(&c);
                     self.spawn_monitor(c, shim);
                     continue;
                 }
@@ -728,9 +786,23 @@ impl Engine {
                 self.unmount_rw_layer(&c.id).await;
                 let _ = std::fs::remove_dir_all(&c.bundle);
             }
+            if Self::restarts_at_daemon_start(&c) {
+                boot_restarts.push(c);
+            }
         }
         self.reap_orphan_bundles().await;
         self.reap_runtime_leftovers().await;
+        // Containers whose restart policy brings them back when the daemon starts (moby
+        // starts them as a user would: the restart count starts again from zero).
+        for c in boot_restarts {
+            tracing::info!(id = %c.id, "starting container by its restart policy (daemon start)");
+            let engine = self.clone();
+            tokio::spawn(async move {
+                if let Err(e) = engine.start_container(&c).await {
+                    tracing::warn!(id = %c.id, "restart at daemon start failed: {}", e.message);
+                }
+            });
+        }
     }
 
     /// Deletes runtime state left for containers that are not running (a supervisor killed

@@ -25,12 +25,25 @@ impl Engine {
         self.start_locked(c).await
     }
 
-    /// Starts `c` while its op lock is held. Ok(false) when it was already running (304).
+    /// Starts `c` for the user while its op lock is held. Ok(false) when it was already
+    /// running or restarting (304).
     pub(crate) async fn start_locked(
         self: &Arc<Self>,
         c: &Arc<Container>,
     ) -> Result<bool, ApiError> {
+        self.start_locked_from(c, false).await
+    }
+
+    /// Starts `c` while its op lock is held, for the user or (`by_policy`) for its restart
+    /// policy. A start by the user resets the restart count and back-off (moby's
+    /// `ResetRestartManager`); a policy restart keeps them.
+    pub(crate) async fn start_locked_from(
+        self: &Arc<Self>,
+        c: &Arc<Container>,
+        by_policy: bool,
+    ) -> Result<bool, ApiError> {
         match c.status() {
+            Status::Restarting if by_policy => {}
             Status::Running | Status::Restarting => return Ok(false),
             Status::Paused => {
                 return Err(ApiError::conflict(
@@ -48,6 +61,10 @@ impl Engine {
                 ))
             }
             Status::Created | Status::Exited => {}
+        }
+        if !by_policy {
+            c.restart_manager().reset();
+            c.modify_quiet(|r| r.restart_count = 0);
         }
         // The previous run's supervisor deletes the runtime's state after reporting the exit;
         // a new runtime container with the same id must not start before that is done.
@@ -94,10 +111,13 @@ impl Engine {
                     r.state.exit_code = 0;
                     r.state.error.clear();
                     r.state.oom_killed = false;
-                    r.state.stopped_by_user = false;
+                    if !by_policy {
+                        r.state.stopped_by_user = false;
+                    }
                     r.has_been_started = true;
                 })
                 .map_err(|e| ApiError::internal(format!("cannot save the container state: {e}")))?;
+                self.health_init(c);
                 self.spawn_monitor(c.clone(), shim);
                 let attrs = self.event_attrs(c);
                 self.events.emit("container", "start", &c.id, attrs);

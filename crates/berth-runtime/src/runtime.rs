@@ -614,6 +614,12 @@ impl ExecProcess {
             .map_err(|e| RuntimeError::io("signalling the exec process")(e.into()))
     }
 
+    /// Kills the runtime process itself (an exec that never started, e.g. a runtime stuck on
+    /// a frozen container); [`ExecProcess::wait`] then returns.
+    pub fn kill_runtime(&mut self) {
+        let _ = self.child.start_kill();
+    }
+
     /// The runtime this exec runs under.
     pub fn runtime(&self) -> &OciRuntime {
         &self.runtime
