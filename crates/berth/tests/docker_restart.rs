@@ -116,6 +116,8 @@ fn restarting_state_backoff_and_user_operations() {
     }
     assert_eq!(d.docker(["start", "rr"]).ok(), "rr");
     // The back-off doubles from 100 ms: each restart waits at least as long as the policy says.
+    // Five exits mean four restarts (die -> start gaps) are in the event log.
+    wait_restarting(&d, "rr", 5);
     let ev = events(&d, t0, "rr");
     let mut gaps = Vec::new();
     for w in ev.windows(2) {
