@@ -498,6 +498,14 @@ assert ctr.attrs["State"]["Health"]["Log"][-1]["ExitCode"] == 0
 names = [x.name for x in c.containers.list(filters={"health": "healthy"})]
 assert names == ["pyhealth"], names
 ctr.remove(force=True)
+# Right after start, before the first probe: what compose's service_healthy wait reads.
+ctr = c.containers.create("busybox", ["sleep", "1000"], name="pystart",
+                          healthcheck={"test": ["CMD", "true"], "interval": 30000000000})
+ctr.start()
+ctr.reload()
+assert ctr.attrs["State"]["Health"] == {"Status": "starting", "FailingStreak": 0, "Log": []}, \
+    ctr.attrs["State"]
+ctr.remove(force=True)
 print("py-health-ok")
 "#;
 
