@@ -1,5 +1,8 @@
 //! Docker's `ps --filter` semantics for `GET /containers/json`.
 
+use std::collections::HashSet;
+
+use berth_api::models::ContainerSummary;
 use berth_api::{ApiError, Filters};
 use chrono::{DateTime, Utc};
 
@@ -41,6 +44,34 @@ pub(crate) struct ContainerFilter {
     since: Option<DateTime<Utc>>,
     ancestors: Vec<String>,
     exited: Vec<i64>,
+    /// `publish`/`expose` values expanded to `port/proto` keys (moby's `portOp`).
+    publish: HashSet<String>,
+    expose: HashSet<String>,
+}
+
+/// Expands a `publish`/`expose` filter value (`80`, `80/udp`, `8000-8010/tcp`) into
+/// `port/proto` keys, with moby's messages for bad values.
+fn port_filter(key: &str, values: &[&str]) -> Result<HashSet<String>, ApiError> {
+    let mut out = HashSet::new();
+    for v in values {
+        if v.contains(':') {
+            return Err(ApiError::bad_request(format!(
+                "filter for '{key}' should not contain ':': {v}"
+            )));
+        }
+        let (range, proto) = v.split_once('/').unwrap_or((v, "tcp"));
+        let proto = if proto.is_empty() { "tcp" } else { proto };
+        let (lo, hi) = berth_net::ports::parse_range(range).map_err(|e| {
+            ApiError::bad_request(format!("error while looking up for {key} {v}: {e}"))
+        })?;
+        if (hi - lo) as usize > 65535 {
+            continue;
+        }
+        for p in lo..=hi {
+            out.insert(format!("{p}/{}", proto.to_ascii_lowercase()));
+        }
+    }
+    Ok(out)
 }
 
 impl ContainerFilter {
@@ -101,6 +132,8 @@ impl ContainerFilter {
             since: point("since")?,
             ancestors,
             exited,
+            publish: port_filter("publish", &f.get("publish"))?,
+            expose: port_filter("expose", &f.get("expose"))?,
         })
     }
 
@@ -147,10 +180,6 @@ impl ContainerFilter {
         if !self.ancestors.is_empty() && !self.ancestors.contains(&r.image_id) {
             return false;
         }
-        let nets = f.get("network");
-        if !nets.is_empty() && !nets.contains(&r.network_mode.as_str()) {
-            return false;
-        }
         let health = f.get("health");
         if !health.is_empty() {
             let h = r
@@ -178,31 +207,137 @@ impl ContainerFilter {
         {
             return false;
         }
-        for key in ["publish", "expose"] {
-            let want = f.get(key);
-            if want.is_empty() {
-                continue;
-            }
-            let exposed: Vec<String> = r
-                .config
-                .exposed_ports
-                .clone()
-                .unwrap_or_default()
-                .keys()
-                .cloned()
-                .collect();
-            // Nothing is published without the bridge network.
-            if key == "publish" {
+        true
+    }
+}
+
+impl ContainerFilter {
+    /// The filters Docker applies to a container's list entry: `network` (a network name the
+    /// container is configured on, or a prefix of its ID) and `publish`/`expose` (a published
+    /// host port or a container port of `Ports`).
+    pub fn matches_summary(&self, s: &ContainerSummary) -> bool {
+        let nets = self.f.get("network");
+        if !nets.is_empty() {
+            let Some(eps) = &s.network_settings.networks else {
                 return false;
-            }
-            if !want.iter().any(|w| {
-                exposed
-                    .iter()
-                    .any(|e| e == w || e.split('/').next() == Some(w))
-            }) {
+            };
+            let on = nets.iter().any(|v| {
+                eps.contains_key(*v)
+                    || eps
+                        .values()
+                        .any(|e| !e.network_id.is_empty() && e.network_id.starts_with(v))
+            });
+            if !on {
                 return false;
             }
         }
+        if !self.publish.is_empty() || !self.expose.is_empty() {
+            return s.ports.iter().any(|p| {
+                self.publish
+                    .contains(&format!("{}/{}", p.public_port, p.kind))
+                    || self
+                        .expose
+                        .contains(&format!("{}/{}", p.private_port, p.kind))
+            });
+        }
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use berth_api::models::{EndpointSettings, Port};
+
+    fn summary(nets: &[(&str, &str)], ports: &[(u16, u16, &str)]) -> ContainerSummary {
+        let mut s = ContainerSummary::default();
+        s.network_settings.networks = Some(
+            nets.iter()
+                .map(|(n, id)| {
+                    (
+                        n.to_string(),
+                        EndpointSettings {
+                            network_id: id.to_string(),
+                            ..Default::default()
+                        },
+                    )
+                })
+                .collect(),
+        );
+        s.ports = ports
+            .iter()
+            .map(|(private, public, kind)| Port {
+                ip: String::new(),
+                private_port: *private,
+                public_port: *public,
+                kind: kind.to_string(),
+            })
+            .collect();
+        s
+    }
+
+    fn filter(json: &str) -> Result<ContainerFilter, ApiError> {
+        let f = Filters::from_json(json).unwrap();
+        Ok(ContainerFilter {
+            f: f.clone(),
+            names: Vec::new(),
+            before: None,
+            since: None,
+            ancestors: Vec::new(),
+            exited: Vec::new(),
+            publish: port_filter("publish", &f.get("publish"))?,
+            expose: port_filter("expose", &f.get("expose"))?,
+        })
+    }
+
+    #[test]
+    fn network_by_name_or_id_prefix() {
+        let s = summary(&[("front", "abcdef0123"), ("bridge", "99887766")], &[]);
+        assert!(filter(r#"{"network":{"front":true}}"#)
+            .unwrap()
+            .matches_summary(&s));
+        assert!(filter(r#"{"network":{"9988":true}}"#)
+            .unwrap()
+            .matches_summary(&s));
+        assert!(filter(r#"{"network":{"abcdef0123":true}}"#)
+            .unwrap()
+            .matches_summary(&s));
+        assert!(!filter(r#"{"network":{"back":true}}"#)
+            .unwrap()
+            .matches_summary(&s));
+        assert!(!filter(r#"{"network":{"fro":true}}"#)
+            .unwrap()
+            .matches_summary(&s));
+        assert!(filter(r#"{"network":{"back":true,"front":true}}"#)
+            .unwrap()
+            .matches_summary(&s));
+        let none = summary(&[], &[]);
+        assert!(!filter(r#"{"network":{"front":true}}"#)
+            .unwrap()
+            .matches_summary(&none));
+    }
+
+    #[test]
+    fn publish_and_expose() {
+        let s = summary(
+            &[],
+            &[(80, 8080, "tcp"), (53, 5353, "udp"), (9000, 0, "tcp")],
+        );
+        let m = |j: &str| filter(j).unwrap().matches_summary(&s);
+        assert!(m(r#"{"publish":{"8080":true}}"#));
+        assert!(m(r#"{"publish":{"8080/tcp":true}}"#));
+        assert!(!m(r#"{"publish":{"8080/udp":true}}"#));
+        assert!(m(r#"{"publish":{"5350-5360/udp":true}}"#));
+        assert!(!m(r#"{"publish":{"80":true}}"#));
+        assert!(m(r#"{"expose":{"80":true}}"#));
+        assert!(m(r#"{"expose":{"9000":true}}"#));
+        assert!(!m(r#"{"expose":{"8080":true}}"#));
+        assert!(m(r#"{"expose":{"1":true},"publish":{"8080":true}}"#));
+        let e = filter(r#"{"publish":{"1.2.3.4:80":true}}"#).err().unwrap();
+        assert_eq!(
+            e.message,
+            "filter for 'publish' should not contain ':': 1.2.3.4:80"
+        );
+        assert!(filter(r#"{"expose":{"x":true}}"#).is_err());
     }
 }

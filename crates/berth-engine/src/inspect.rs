@@ -240,6 +240,9 @@ impl Engine {
                 continue;
             }
             let mut s = self.summary(r);
+            if !f.matches_summary(&s) {
+                continue;
+            }
             if o.size {
                 let (rw, root) = self.container_sizes(r).await;
                 s.size_rw = Some(rw);

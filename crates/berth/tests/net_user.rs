@@ -235,6 +235,22 @@ fn user_networks_end_to_end() {
     let links = d.docker(["exec", "c3", "ip", "-o", "-4", "addr"]).ok();
     assert!(!links.contains("eth1"), "{links}");
     assert!(!pings(&d, "c3", &ip1));
+    // `ps --filter network=` takes a network's name or an ID prefix, never the mode alone.
+    let ps = |f: &str| {
+        let mut v: Vec<String> = d
+            .docker(["ps", "-a", "--format", "{{.Names}}", "--filter", f])
+            .ok()
+            .lines()
+            .map(str::to_string)
+            .collect();
+        v.sort();
+        v.join(",")
+    };
+    assert_eq!(ps("network=n1"), "c1,c2");
+    assert_eq!(ps(&format!("network={}", &n1[..10])), "c1,c2");
+    assert_eq!(ps("network=n2"), "c3");
+    assert_eq!(ps("network=n3"), "c4");
+    assert_eq!(ps("network=bridge"), "");
     // A stopped container: the configuration changes, the next start follows it.
     d.docker(["stop", "-t", "0", "c4"]).ok();
     d.docker(["network", "connect", "--alias", "later", "n1", "c4"])
