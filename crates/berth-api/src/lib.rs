@@ -16,6 +16,7 @@ mod error;
 pub mod filters;
 pub mod gotime;
 mod hijack;
+pub mod jsonfold;
 pub mod query;
 pub mod server;
 pub mod units;

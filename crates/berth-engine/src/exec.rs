@@ -184,6 +184,10 @@ impl Engine {
             )));
         }
         let tty = e.config.tty;
+        // Docker's rule: the stream is multiplexed (stdcopy frames) unless the *start request*
+        // says Tty, whatever the exec's own setting; the process itself gets a terminal by
+        // the exec's setting.
+        let framed = !start.tty;
         let detach = start.detach;
         let keys = if tty && e.config.attach_stdin && !detach {
             let spec = Some(e.config.detach_keys.as_str())
@@ -209,7 +213,9 @@ impl Engine {
         }
         Ok(ExecStartOutcome::Attached(Box::new(move |conn| {
             Box::pin(async move {
-                engine.exec_session(c, e, proc_, tty, keys, conn).await;
+                engine
+                    .exec_session(c, e, proc_, tty, framed, keys, conn)
+                    .await;
             })
         })))
     }
@@ -445,6 +451,7 @@ impl Engine {
         e: Arc<ExecEntry>,
         mut p: ExecProcess,
         tty: bool,
+        framed: bool,
         keys: Option<Vec<u8>>,
         conn: Hijacked,
     ) {
@@ -469,6 +476,7 @@ impl Engine {
             });
             let mut pty_r = pty;
             let mut buf = vec![0u8; 32 * 1024];
+            let mut frame = Vec::new();
             let mut detached = false;
             // The input side may end without a detach (`exec -t` without `-i` closes stdin at
             // once): then only the output is awaited. A finished receiver must not be polled
@@ -479,7 +487,15 @@ impl Engine {
                     r = pty_r.read(&mut buf) => match r {
                         Ok(0) | Err(_) => break,
                         Ok(n) => {
-                            if cw.write_all(&buf[..n]).await.is_err() {
+                            let data = if framed {
+                                // A terminal's output is one stream: stdout frames.
+                                frame.clear();
+                                stdcopy::encode_into(&mut frame, StdStream::Stdout, &buf[..n]);
+                                &frame[..]
+                            } else {
+                                &buf[..n]
+                            };
+                            if cw.write_all(data).await.is_err() {
                                 detached = true;
                                 break;
                             }
@@ -520,7 +536,7 @@ impl Engine {
             let out = p.stdout.take();
             let err = p.stderr.take();
             let (want_out, want_err) = (e.config.attach_stdout, e.config.attach_stderr);
-            pump_framed(out, err, want_out, want_err, &mut cw).await;
+            pump(out, err, want_out, want_err, framed, &mut cw).await;
             // The exit code must be known before the client sees EOF: it asks for it next.
             self.finish_exec(&c, &e, &mut p).await;
             if let Some(t) = input {
@@ -532,15 +548,19 @@ impl Engine {
     }
 }
 
-/// Copies stdout/stderr pipes to `w` as stdcopy frames until both end. Output keeps being
-/// drained after the client goes away, so the process never blocks on a full pipe.
-async fn pump_framed<W: tokio::io::AsyncWrite + Unpin>(
+/// Copies stdout/stderr pipes to `w` until both end: as stdcopy frames when `framed`, else
+/// stdout raw and stderr dropped (dockerd gives a raw exec stream no stderr writer). Output
+/// keeps being drained after the client goes away, so the process never blocks on a full
+/// pipe.
+async fn pump<W: tokio::io::AsyncWrite + Unpin>(
     out: Option<impl AsyncRead + Unpin>,
     err: Option<impl AsyncRead + Unpin>,
     want_out: bool,
     want_err: bool,
+    framed: bool,
     w: &mut W,
 ) {
+    let want_err = want_err && framed;
     let mut out = out;
     let mut err = err;
     let mut ob = vec![0u8; 32 * 1024];
@@ -562,9 +582,14 @@ async fn pump_framed<W: tokio::io::AsyncWrite + Unpin>(
             _ => (&eb[..n], want_err),
         };
         if client_ok && wanted {
-            frame.clear();
-            stdcopy::encode_into(&mut frame, stream, data);
-            if w.write_all(&frame).await.is_err() {
+            let bytes = if framed {
+                frame.clear();
+                stdcopy::encode_into(&mut frame, stream, data);
+                &frame[..]
+            } else {
+                data
+            };
+            if w.write_all(bytes).await.is_err() {
                 client_ok = false;
             }
         }

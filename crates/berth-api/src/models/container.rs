@@ -334,15 +334,48 @@ wire! {
 
 /// Body of `POST /containers/create`: the `Config` fields at top level plus `HostConfig` and
 /// `NetworkingConfig` (Docker's `ContainerConfigWrapper`).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+///
+/// Decoded by hand rather than with `#[serde(flatten)]`: flattening hides the struct's field
+/// names from the deserializer, and request field names match in any case
+/// ([`crate::jsonfold`]), as with dockerd.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct ContainerCreateBody {
     #[serde(flatten)]
     pub config: ContainerConfig,
-    #[serde(default, deserialize_with = "crate::models::null_default")]
     pub host_config: Option<HostConfig>,
-    #[serde(default, deserialize_with = "crate::models::null_default")]
     pub networking_config: Option<NetworkingConfig>,
+}
+
+impl<'de> Deserialize<'de> for ContainerCreateBody {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let mut m = serde_json::Map::<String, serde_json::Value>::deserialize(d)?;
+        // An exact key first, else one equal ignoring case (Go's rule).
+        let mut take = |name: &str| {
+            let key = if m.contains_key(name) {
+                Some(name.to_string())
+            } else {
+                m.keys().find(|k| k.eq_ignore_ascii_case(name)).cloned()
+            };
+            key.and_then(|k| m.remove(&k)).filter(|v| !v.is_null())
+        };
+        let host_config = take("HostConfig")
+            .map(crate::jsonfold::from_value::<HostConfig>)
+            .transpose()
+            .map_err(D::Error::custom)?;
+        let networking_config = take("NetworkingConfig")
+            .map(crate::jsonfold::from_value::<NetworkingConfig>)
+            .transpose()
+            .map_err(D::Error::custom)?;
+        let config = crate::jsonfold::from_value::<ContainerConfig>(serde_json::Value::Object(m))
+            .map_err(D::Error::custom)?;
+        Ok(ContainerCreateBody {
+            config,
+            host_config,
+            networking_config,
+        })
+    }
 }
 
 wire! {

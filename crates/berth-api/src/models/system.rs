@@ -343,7 +343,7 @@ impl AuthConfig {
             .iter()
             .find_map(|engine| engine.decode(value).ok())
             .ok_or_else(|| AuthHeaderError("the value is not base64".to_string()))?;
-        serde_json::from_slice(&decoded).map_err(|e| AuthHeaderError(e.to_string()))
+        crate::jsonfold::from_slice(&decoded).map_err(|e| AuthHeaderError(e.to_string()))
     }
 
     /// Encodes these credentials for an `X-Registry-Auth` header (URL-safe base64 of JSON).

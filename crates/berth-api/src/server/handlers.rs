@@ -17,7 +17,7 @@ use tokio::io::AsyncWriteExt;
 use tokio_util::io::ReaderStream;
 use tokio_util::task::TaskTracker;
 
-use super::response::{self, Body, Headers, JSON, RAW_STREAM, TAR, TEXT_PLAIN};
+use super::response::{self, Body, Headers, JSON, MULTIPLEXED_STREAM, RAW_STREAM, TAR, TEXT_PLAIN};
 use super::router::{route, Route};
 use crate::backend::*;
 use crate::models::*;
@@ -296,6 +296,9 @@ async fn dispatch<B: Backend>(
         ExecStart(id) => {
             let (on_upgrade, req) = take_upgrade(req);
             let config: ExecStartConfig = read_json(req, false).await?;
+            // The stream is multiplexed unless the start request says Tty; API 1.42 and
+            // later name it so in the upgrade's Content-Type (moby's postContainerExecStart).
+            let multiplexed = !config.tty && ctx.api_version.at_least(1, 42);
             match b.exec_start(ctx, id, config).await? {
                 ExecStartOutcome::Detached => response::no_body(ok),
                 ExecStartOutcome::Attached(handler) => hijack(
@@ -303,7 +306,7 @@ async fn dispatch<B: Backend>(
                     &shared.force,
                     on_upgrade,
                     handler,
-                    HijackKind::Exec,
+                    HijackKind::Exec { multiplexed },
                 ),
             }
         }
@@ -550,7 +553,7 @@ fn progress_line(message: &JsonMessage) -> io::Result<Bytes> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum HijackKind {
     Attach,
-    Exec,
+    Exec { multiplexed: bool },
 }
 
 /// Takes hyper's pending upgrade out of the request when the client asked for one.
@@ -590,10 +593,14 @@ fn hijack(
             resp.extensions_mut()
                 .insert(hyper::ext::ReasonPhrase::from_static(b"UPGRADED"));
             let h = resp.headers_mut();
-            h.insert(CONTENT_TYPE, HeaderValue::from_static(RAW_STREAM));
+            let ct = match kind {
+                HijackKind::Exec { multiplexed: true } => MULTIPLEXED_STREAM,
+                _ => RAW_STREAM,
+            };
+            h.insert(CONTENT_TYPE, HeaderValue::from_static(ct));
             h.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
             h.insert(UPGRADE, HeaderValue::from_static("tcp"));
-            if kind == HijackKind::Exec {
+            if matches!(kind, HijackKind::Exec { .. }) {
                 h.insert("api-version", response::api_version_value());
                 h.insert("docker-experimental", HeaderValue::from_static("false"));
                 h.insert("ostype", HeaderValue::from_static("linux"));
@@ -656,8 +663,11 @@ fn check_json_content_type(headers: &HeaderMap, body: &[u8]) -> Result<()> {
     }
 }
 
+/// Every JSON request body is decoded here: struct field names match in any case, as Go's
+/// decoder matches them for dockerd (`crate::jsonfold`).
 fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T> {
-    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))
+    crate::jsonfold::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))
 }
 
 /// Reads a JSON body. An empty body is an error when `required`, else `T::default()`.
@@ -803,7 +813,7 @@ fn build_options(q: &Query, headers: &HeaderMap) -> Result<BuildOptions> {
             engines
                 .iter()
                 .find_map(|e| e.decode(value.trim()).ok())
-                .and_then(|json| serde_json::from_slice(&json).ok())
+                .and_then(|json| crate::jsonfold::from_slice(&json).ok())
                 .unwrap_or_default()
         }
     };

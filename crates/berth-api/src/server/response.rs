@@ -20,6 +20,8 @@ pub type Body = UnsyncBoxBody<Bytes, io::Error>;
 pub const SERVER_HEADER: &str = concat!("berth/", env!("CARGO_PKG_VERSION"), " (linux)");
 pub const JSON: &str = "application/json";
 pub const RAW_STREAM: &str = "application/vnd.docker.raw-stream";
+/// Content type of a multiplexed (stdcopy-framed) hijacked stream, API 1.42 and later.
+pub const MULTIPLEXED_STREAM: &str = "application/vnd.docker.multiplexed-stream";
 pub const TAR: &str = "application/x-tar";
 pub const TEXT_PLAIN: &str = "text/plain; charset=utf-8";
 

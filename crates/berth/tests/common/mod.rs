@@ -431,6 +431,29 @@ impl Daemon {
         (status, body)
     }
 
+    /// A request asking for a connection upgrade (as `docker exec`/`attach` do): returns the
+    /// response head and every byte the server sent after it until it closed the stream.
+    pub fn upgrade(&self, path: &str, body: &[u8]) -> (String, Vec<u8>) {
+        use std::io::Read;
+        let mut s = std::os::unix::net::UnixStream::connect(&self.sock).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        let req = format!(
+            "POST {path} HTTP/1.1\r\nHost: docker\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        s.write_all(req.as_bytes()).unwrap();
+        s.write_all(body).unwrap();
+        let mut resp = Vec::new();
+        let _ = s.read_to_end(&mut resp);
+        let split = resp
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .map(|p| p + 4)
+            .unwrap_or(resp.len());
+        let head = String::from_utf8_lossy(&resp[..split]).into_owned();
+        (head, resp[split..].to_vec())
+    }
+
     /// Pids of every process whose command line mentions this daemon's temp dir.
     fn our_processes(&self) -> Vec<i32> {
         let needle = self.dir.to_string_lossy().into_owned();
