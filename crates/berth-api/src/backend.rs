@@ -452,6 +452,17 @@ pub trait Backend: Send + Sync + 'static {
         not_implemented!("POST /containers/{id}/unpause")
     }
 
+    /// `POST /containers/{id}/update`: new resource limits (applied to a running container at
+    /// once) and restart policy.
+    fn container_update(
+        &self,
+        _ctx: RequestContext,
+        _id: String,
+        _config: UpdateConfig,
+    ) -> impl Future<Output = Result<ContainerUpdateResponse, ApiError>> + Send {
+        not_implemented!("POST /containers/{id}/update")
+    }
+
     /// `POST /containers/{id}/rename?name=` → 204.
     fn container_rename(
         &self,

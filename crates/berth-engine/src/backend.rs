@@ -268,6 +268,19 @@ impl Backend for Daemon {
         }
     }
 
+    fn container_update(
+        &self,
+        _ctx: RequestContext,
+        id: String,
+        config: UpdateConfig,
+    ) -> impl Future<Output = Result<ContainerUpdateResponse, ApiError>> + Send {
+        let e = self.0.clone();
+        async move {
+            let c = e.lookup(&id)?;
+            e.update_container(&c, config).await
+        }
+    }
+
     fn container_rename(
         &self,
         _ctx: RequestContext,

@@ -88,6 +88,8 @@ pub struct FileConfig {
     pub dns: Option<Vec<String>>,
     pub dns_search: Option<Vec<String>>,
     pub dns_opts: Option<Vec<String>>,
+    pub cpu_rt_period: Option<i64>,
+    pub cpu_rt_runtime: Option<i64>,
 }
 
 /// One entry of `default-address-pools`.
@@ -162,55 +164,89 @@ pub struct LogOptions {
     pub max_file: u32,
 }
 
+/// The log drivers dockerd ships; berth implements json-file and none.
+pub const DOCKER_LOG_DRIVERS: &[&str] = &[
+    "awslogs",
+    "etwlogs",
+    "fluentd",
+    "gcplogs",
+    "gelf",
+    "journald",
+    "json-file",
+    "local",
+    "logentries",
+    "none",
+    "splunk",
+    "syslog",
+];
+
+/// Checks a log driver name: json-file and none work; another of dockerd's drivers is not
+/// implemented by berth; any other name is looked up as a plugin by dockerd and not found
+/// (its message).
+pub fn check_log_driver(name: &str) -> Result<(), String> {
+    match name {
+        "json-file" | "none" => Ok(()),
+        d if DOCKER_LOG_DRIVERS.contains(&d) => Err(format!(
+            "logging driver {d} is not supported by berth (json-file, none)"
+        )),
+        d => Err(format!(
+            "error looking up logging plugin {d}: plugin \"{d}\" not found"
+        )),
+    }
+}
+
 impl LogOptions {
-    /// Parses Docker's json-file options (`max-size`, `max-file`); other keys are refused.
-    pub fn parse(opts: &BTreeMap<String, String>) -> Result<LogOptions, ConfigError> {
+    /// Docker's `ValidateLogOpt` of the json-file driver: the keys it knows.
+    pub fn check_keys(opts: &BTreeMap<String, String>) -> Result<(), String> {
+        for k in opts.keys() {
+            match k.as_str() {
+                "max-size" | "max-file" => {}
+                // Accepted by Docker's json-file driver; berth writes no extra attributes and
+                // does not compress rotated files yet: refused rather than ignored.
+                "labels" | "labels-regex" | "env" | "env-regex" | "tag" | "compress" => {
+                    return Err(format!(
+                        "log option {k} is not supported by berth's json-file driver yet"
+                    ))
+                }
+                _ => return Err(format!("unknown log opt '{k}' for json-file log driver")),
+            }
+        }
+        Ok(())
+    }
+
+    /// The values of Docker's json-file options, with its messages: `max-size` in decimal
+    /// units (`10m` is 10,000,000 bytes, as `units.FromHumanSize`), positive; `max-file` at
+    /// least 1. Without `max-size` the log never rotates and `max-file` has no effect (as in
+    /// dockerd).
+    pub fn parse_values(opts: &BTreeMap<String, String>) -> Result<LogOptions, String> {
         let mut out = LogOptions {
             max_size: None,
             max_file: 1,
         };
-        for (k, v) in opts {
-            match k.as_str() {
-                "max-size" => {
-                    let n = berth_api::units::ram_in_bytes(v)
-                        .map_err(|e| ConfigError::Invalid(e.to_string()))?;
-                    if n <= 0 {
-                        // Docker: -1 (or 0) means unlimited
-                        out.max_size = None;
-                    } else {
-                        out.max_size = Some(n as u64);
-                    }
-                }
-                "max-file" => {
-                    let n: u32 = v.parse().map_err(|_| {
-                        ConfigError::Invalid(format!("invalid value for max-file: {v}"))
-                    })?;
-                    if n < 1 {
-                        return Err(ConfigError::Invalid(
-                            "max-file cannot be less than 1".to_string(),
-                        ));
-                    }
-                    out.max_file = n;
-                }
-                // Accepted by Docker's json-file driver; berth writes no extra attributes.
-                "labels" | "env" | "env-regex" | "tag" | "compress" => {
-                    return Err(ConfigError::Invalid(format!(
-                        "log option {k} is not supported by berth's json-file driver yet"
-                    )))
-                }
-                _ => {
-                    return Err(ConfigError::Invalid(format!(
-                        "unknown log opt '{k}' for json-file log driver"
-                    )))
-                }
+        if let Some(v) = opts.get("max-size") {
+            let n = berth_api::units::from_human_size(v).map_err(|e| e.to_string())?;
+            if n <= 0 {
+                return Err("max-size must be a positive number".to_string());
             }
+            out.max_size = Some(n as u64);
         }
-        if out.max_file > 1 && out.max_size.is_none() {
-            return Err(ConfigError::Invalid(
-                "max-file cannot be set without max-size".to_string(),
-            ));
+        if let Some(v) = opts.get("max-file") {
+            let n: i64 = v
+                .parse()
+                .map_err(|_| format!("strconv.Atoi: parsing {v:?}: invalid syntax"))?;
+            if n < 1 {
+                return Err("max-file cannot be less than 1".to_string());
+            }
+            out.max_file = u32::try_from(n).unwrap_or(u32::MAX);
         }
         Ok(out)
+    }
+
+    /// Keys and values (daemon.json `log-opts`).
+    pub fn parse(opts: &BTreeMap<String, String>) -> Result<LogOptions, ConfigError> {
+        LogOptions::check_keys(opts).map_err(ConfigError::Invalid)?;
+        LogOptions::parse_values(opts)
+            .map_err(|e| ConfigError::Invalid(format!("failed to set log opts: {e}")))
     }
 }
 
@@ -242,6 +278,10 @@ pub struct EngineConfig {
     pub insecure_registries: Vec<String>,
     pub max_concurrent_downloads: u32,
     pub max_concurrent_uploads: u32,
+    /// `cpu-rt-period`/`cpu-rt-runtime` (µs, 0 = unset): the real-time budget given to the
+    /// cgroup parents of containers that ask for one (cgroup v1).
+    pub cpu_rt_period: i64,
+    pub cpu_rt_runtime: i64,
     /// Path of the berth binary to run as the per-container supervisor.
     pub shim_source: PathBuf,
     pub hosts: Vec<String>,
@@ -286,11 +326,7 @@ impl EngineConfig {
             )));
         }
         let log_driver = fc.log_driver.clone().unwrap_or_else(|| "json-file".into());
-        if log_driver != "json-file" && log_driver != "none" {
-            return Err(ConfigError::Invalid(format!(
-                "log driver {log_driver} is not supported by berth (json-file, none)"
-            )));
-        }
+        check_log_driver(&log_driver).map_err(ConfigError::Invalid)?;
         let log_opts = LogOptions::parse(&fc.log_opts.clone().unwrap_or_default())?;
         if let Some(d) = &fc.storage_driver {
             if d != "overlay2" {
@@ -303,6 +339,26 @@ impl EngineConfig {
             return Err(ConfigError::Invalid(
                 "live-restore cannot be disabled: berth's supervisors always keep containers running across daemon restarts".to_string(),
             ));
+        }
+        let (cpu_rt_period, cpu_rt_runtime) = (
+            fc.cpu_rt_period.unwrap_or(0),
+            fc.cpu_rt_runtime.unwrap_or(0),
+        );
+        if cpu_rt_period != 0 || cpu_rt_runtime != 0 {
+            // dockerd's validateCPURealtimeOptions.
+            match berth_runtime::cgroups::detect_mode() {
+                Ok(berth_runtime::cgroups::CgroupMode::V2) => {
+                    return Err(ConfigError::Invalid(
+                        "daemon-scoped cpu-rt-period and cpu-rt-runtime are not implemented for cgroup v2".into(),
+                    ))
+                }
+                _ if !Path::new("/sys/fs/cgroup/cpu/cpu.rt_runtime_us").exists() => {
+                    return Err(ConfigError::Invalid(
+                        "CPU real-time scheduler is not supported by this kernel".into(),
+                    ))
+                }
+                _ => {}
+            }
         }
         let default_shm_size = match &fc.default_shm_size {
             Some(s) => berth_api::units::ram_in_bytes(s)
@@ -346,6 +402,8 @@ impl EngineConfig {
             insecure_registries: fc.insecure_registries.clone().unwrap_or_default(),
             max_concurrent_downloads: fc.max_concurrent_downloads.unwrap_or(3),
             max_concurrent_uploads: fc.max_concurrent_uploads.unwrap_or(5),
+            cpu_rt_period,
+            cpu_rt_runtime,
             shim_source,
             hosts: fc.hosts.clone().unwrap_or_default(),
         })
@@ -456,7 +514,7 @@ mod tests {
         assert_eq!(c.data_root, PathBuf::from("/d"));
         assert_eq!(c.default_runtime, "crun");
         assert_eq!(c.runtimes["crun"].args, vec!["--debug"]);
-        assert_eq!(c.log_opts.max_size, Some(10 * 1024 * 1024));
+        assert_eq!(c.log_opts.max_size, Some(10_000_000));
         assert_eq!(c.log_opts.max_file, 3);
         assert_eq!(c.registry_mirrors, vec!["http://127.0.0.1:5000"]);
     }
@@ -470,8 +528,10 @@ mod tests {
         assert!(FileConfig::parse("{").is_err());
         let fc = FileConfig::parse(r#"{"default-runtime":"nope"}"#).unwrap();
         assert!(EngineConfig::from_file_config(&fc, "/x".into()).is_err());
+        // max-file without max-size: accepted (the log does not rotate), as by dockerd.
         let fc = FileConfig::parse(r#"{"log-opts":{"max-file":"3"}}"#).unwrap();
-        assert!(EngineConfig::from_file_config(&fc, "/x".into()).is_err());
+        let c = EngineConfig::from_file_config(&fc, "/x".into()).unwrap();
+        assert_eq!((c.log_opts.max_size, c.log_opts.max_file), (None, 3));
         let fc = FileConfig::parse(r#"{"log-opts":{"max-size":"ten"}}"#).unwrap();
         assert!(EngineConfig::from_file_config(&fc, "/x".into()).is_err());
         let fc = FileConfig::parse(r#"{"storage-driver":"vfs"}"#).unwrap();

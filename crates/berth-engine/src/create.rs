@@ -11,10 +11,10 @@ use berth_api::models::{
 use berth_api::ApiError;
 use chrono::Utc;
 
+use crate::config::LogOptions;
 use crate::container::{Container, ContainerRecord, StateRecord};
+use crate::resources::{self, HostSupport};
 use crate::{ids, netfiles, Engine};
-
-const MIN_MEMORY: i64 = 6 * 1024 * 1024;
 
 impl Engine {
     pub(crate) async fn create_container(
@@ -42,6 +42,17 @@ impl Engine {
         };
         validate_host_config(&hc)?;
         crate::health::validate(config.healthcheck.as_ref())?;
+        warnings.extend(resources::verify(
+            &mut hc,
+            HostSupport::get(self.cgroup_mode),
+            false,
+        )?);
+        resources::verify_storage_opt(&hc)?;
+        // moby's adaptContainerSettings: memory+swap defaults to twice the memory limit (the
+        // limit `update` later checks a new memory limit against).
+        if hc.memory > 0 && hc.memory_swap == 0 {
+            hc.memory_swap = hc.memory * 2;
+        }
 
         let image = self.image_for_create(&config.image).await?;
         merge_image_config(&mut config, &image.config);
@@ -312,8 +323,17 @@ impl Engine {
             }
             "json-file" => {
                 let opts = match &hc.log_config.config {
-                    Some(c) if !c.is_empty() => crate::config::LogOptions::parse(c)
-                        .map_err(|e| ApiError::bad_request(e.to_string()))?,
+                    Some(c) if !c.is_empty() => {
+                        // Unknown keys are refused at create (dockerd's ValidateLogOpt); bad
+                        // values fail there too, with the message dockerd gives when the
+                        // driver starts.
+                        LogOptions::check_keys(c).map_err(ApiError::bad_request)?;
+                        LogOptions::parse_values(c).map_err(|e| {
+                            ApiError::bad_request(format!(
+                                "failed to initialize logging driver: {e}"
+                            ))
+                        })?
+                    }
                     _ => self.cfg.log_opts.clone(),
                 };
                 hc.log_config.kind = kind;
@@ -322,89 +342,19 @@ impl Engine {
                 }
                 Ok((true, opts.max_size, opts.max_file))
             }
-            other => Err(ApiError::bad_request(format!(
-                "logging driver {other} is not supported by berth (json-file, none)"
-            ))),
+            other => Err(ApiError::bad_request(
+                crate::config::check_log_driver(other)
+                    .err()
+                    .unwrap_or_default(),
+            )),
         }
     }
 }
 
-/// Docker's host-config checks (`verifyPlatformContainerResources` and friends).
+/// Docker's host-config checks other than resources (those are `resources::verify`).
 fn validate_host_config(hc: &HostConfig) -> Result<(), ApiError> {
     let bad = |m: &str| Err(ApiError::bad_request(m.to_string()));
-    if hc.memory > 0 && hc.memory < MIN_MEMORY {
-        return bad("Minimum memory limit allowed is 6MB");
-    }
-    if hc.memory_swap > 0 && hc.memory == 0 {
-        return bad(
-            "You should always set the Memory limit when using Memoryswap limit, see usage",
-        );
-    }
-    if hc.memory_swap > 0 && hc.memory_swap < hc.memory {
-        return bad("Minimum memoryswap limit should be larger than memory limit, see usage");
-    }
-    if hc.memory_reservation > 0 && hc.memory_reservation < MIN_MEMORY {
-        return bad("Minimum memory reservation allowed is 6MB");
-    }
-    if hc.memory > 0 && hc.memory_reservation > 0 && hc.memory < hc.memory_reservation {
-        return bad(
-            "Minimum memory limit can not be less than memory reservation limit, see usage",
-        );
-    }
-    if hc.nano_cpus > 0 && (hc.cpu_period > 0 || hc.cpu_quota > 0) {
-        return bad("Conflicting options: Nano CPUs and CPU Period cannot both be set");
-    }
-    if hc.nano_cpus < 0 {
-        return bad("invalid value: NanoCPUs must be positive");
-    }
-    let ncpu = std::thread::available_parallelism()
-        .map(|n| n.get() as i64)
-        .unwrap_or(1);
-    if hc.nano_cpus > ncpu * 1_000_000_000 {
-        return Err(ApiError::bad_request(format!(
-            "Range of CPUs is from 0.01 to {ncpu}.00, as there are only {ncpu} CPUs available"
-        )));
-    }
-    if hc.cpu_period != 0 && (hc.cpu_period < 1000 || hc.cpu_period > 1_000_000) {
-        return bad(
-            "CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)",
-        );
-    }
-    if hc.cpu_quota > 0 && hc.cpu_quota < 1000 {
-        return bad("CPU cfs quota can not be less than 1ms (i.e. 1000)");
-    }
-    if hc.oom_score_adj < -1000 || hc.oom_score_adj > 1000 {
-        return Err(ApiError::bad_request(format!(
-            "Invalid value {}, range for oom score adj is [-1000, 1000]",
-            hc.oom_score_adj
-        )));
-    }
-    if hc.shm_size < 0 {
-        return bad("SHM size can not be less than 0");
-    }
-    match hc.restart_policy.name.as_str() {
-        "" | "no" => {}
-        "always" | "unless-stopped" | "on-failure" => {
-            if hc.auto_remove {
-                return bad("can't create 'AutoRemove' container with restart policy");
-            }
-            if hc.restart_policy.name != "on-failure" && hc.restart_policy.maximum_retry_count != 0
-            {
-                return Err(ApiError::bad_request(format!(
-                    "maximum retry count cannot be used with restart policy '{}'",
-                    hc.restart_policy.name
-                )));
-            }
-            if hc.restart_policy.maximum_retry_count < 0 {
-                return bad("maximum retry count cannot be negative");
-            }
-        }
-        other => {
-            return Err(ApiError::bad_request(format!(
-                "invalid restart policy '{other}'"
-            )))
-        }
-    }
+    validate_restart_policy(hc, true)?;
     for mode in [&hc.ipc_mode, &hc.pid_mode, &hc.uts_mode] {
         if !matches!(mode.as_str(), "" | "host" | "private" | "shareable") {
             return Err(ApiError::bad_request(format!(
@@ -438,6 +388,39 @@ fn validate_host_config(hc: &HostConfig) -> Result<(), ApiError> {
     }
     if hc.device_requests.as_ref().is_some_and(|v| !v.is_empty()) {
         return bad("device requests (--gpus) are not supported by berth");
+    }
+    Ok(())
+}
+
+/// Docker's restart-policy checks (create, and update with `create == false`, where
+/// AutoRemove is checked against the container instead).
+pub(crate) fn validate_restart_policy(hc: &HostConfig, create: bool) -> Result<(), ApiError> {
+    match hc.restart_policy.name.as_str() {
+        "" | "no" => {}
+        "always" | "unless-stopped" | "on-failure" => {
+            if create && hc.auto_remove {
+                return Err(ApiError::bad_request(
+                    "can't create 'AutoRemove' container with restart policy",
+                ));
+            }
+            if hc.restart_policy.name != "on-failure" && hc.restart_policy.maximum_retry_count != 0
+            {
+                return Err(ApiError::bad_request(format!(
+                    "maximum retry count cannot be used with restart policy '{}'",
+                    hc.restart_policy.name
+                )));
+            }
+            if hc.restart_policy.maximum_retry_count < 0 {
+                return Err(ApiError::bad_request(
+                    "maximum retry count cannot be negative",
+                ));
+            }
+        }
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "invalid restart policy '{other}'"
+            )))
+        }
     }
     Ok(())
 }
@@ -827,19 +810,11 @@ mod tests {
     #[test]
     fn host_config_rules() {
         let hc = |j: &str| serde_json::from_str::<HostConfig>(j).unwrap();
-        assert_eq!(
-            validate_host_config(&hc(r#"{"Memory":1024}"#))
-                .unwrap_err()
-                .message,
-            "Minimum memory limit allowed is 6MB"
-        );
-        assert!(validate_host_config(&hc(r#"{"Memory":10000000,"MemorySwap":5000000}"#)).is_err());
         assert!(validate_host_config(&hc(
             r#"{"RestartPolicy":{"Name":"always"},"AutoRemove":true}"#
         ))
         .is_err());
         assert!(validate_host_config(&hc(r#"{"RestartPolicy":{"Name":"sometimes"}}"#)).is_err());
-        assert!(validate_host_config(&hc(r#"{"NanoCpus":500000000,"CpuQuota":50000}"#)).is_err());
         assert!(validate_host_config(&hc(r#"{"Memory":10000000,"NanoCpus":500000000}"#)).is_ok());
     }
 }

@@ -25,10 +25,12 @@ mod logs;
 mod network;
 mod ops;
 mod restart;
+mod resources;
 mod shimexe;
 mod start;
 mod stats;
 mod system;
+mod update;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -393,6 +393,20 @@ impl Engine {
         } else {
             hc.cgroup_parent.clone()
         };
+        if (hc.cpu_realtime_period != 0 || hc.cpu_realtime_runtime != 0)
+            && (self.cfg.cpu_rt_period != 0 || self.cfg.cpu_rt_runtime != 0)
+            && self.cgroup_mode != berth_runtime::cgroups::CgroupMode::V2
+        {
+            // A real-time budget needs one in every parent group (moby's
+            // initCPURtController); without the daemon's cpu-rt-* the kernel refuses the
+            // container's, and the runtime reports it.
+            berth_runtime::cgroups::init_cpu_rt(
+                &cgroup_parent,
+                self.cfg.cpu_rt_period,
+                self.cfg.cpu_rt_runtime,
+            )
+            .map_err(|e| ApiError::internal(format!("unable to init CPU RT controller: {e}")))?;
+        }
         Ok(SpecOptions {
             rootfs,
             readonly_rootfs: hc.readonly_rootfs,
@@ -442,6 +456,19 @@ impl Engine {
                 pids_limit: hc.pids_limit,
                 oom_kill_disable: hc.oom_kill_disable.unwrap_or(false),
                 blkio_weight: hc.blkio_weight,
+                memory_swappiness: hc.memory_swappiness,
+                cpu_realtime_period: hc.cpu_realtime_period,
+                cpu_realtime_runtime: hc.cpu_realtime_runtime,
+                blkio_weight_device: hc
+                    .blkio_weight_device
+                    .iter()
+                    .flatten()
+                    .map(|d| (d.path.clone(), d.weight))
+                    .collect(),
+                blkio_read_bps: throttle(&hc.blkio_device_read_bps),
+                blkio_write_bps: throttle(&hc.blkio_device_write_bps),
+                blkio_read_iops: throttle(&hc.blkio_device_read_iops),
+                blkio_write_iops: throttle(&hc.blkio_device_write_iops),
             },
             swap_accounting: berth_runtime::cgroups::swap_accounting(self.cgroup_mode),
             cgroups_path: Some(format!(
@@ -574,6 +601,14 @@ pub(crate) fn parse_security_opts(opts: &[String]) -> Result<SecurityOpts, ApiEr
         }
     }
     Ok(out)
+}
+
+/// A HostConfig throttle list as (device path, rate) pairs.
+fn throttle(list: &Option<Vec<berth_api::models::ThrottleDevice>>) -> Vec<(String, u64)> {
+    list.iter()
+        .flatten()
+        .map(|d| (d.path.clone(), d.rate))
+        .collect()
 }
 
 #[cfg(test)]

@@ -158,8 +158,71 @@ pub fn swap_accounting(mode: CgroupMode) -> bool {
     }
 }
 
+/// moby's `initCPURtController` (cgroup v1): gives `parent` and each of its ancestors in the
+/// cpu hierarchy the daemon's real-time period and runtime, top down (a child can only get a
+/// real-time budget its parent has), creating the groups as needed. Values of 0 are left
+/// alone.
+pub fn init_cpu_rt(parent: &str, period: i64, runtime: i64) -> io::Result<()> {
+    init_cpu_rt_at(&Path::new(CGROUP_ROOT).join("cpu"), parent, period, runtime)
+}
+
+fn init_cpu_rt_at(cpu_root: &Path, parent: &str, period: i64, runtime: i64) -> io::Result<()> {
+    // Lexically cleaned, as moby's filepath.Clean("/" + parent): never above the root.
+    let mut comps: Vec<&str> = Vec::new();
+    for c in rel(parent).split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                comps.pop();
+            }
+            c => comps.push(c),
+        }
+    }
+    let mut dir = cpu_root.to_path_buf();
+    for comp in comps {
+        dir.push(comp);
+        std::fs::create_dir_all(&dir)?;
+        for (value, file) in [(period, "cpu.rt_period_us"), (runtime, "cpu.rt_runtime_us")] {
+            if value != 0 {
+                std::fs::write(dir.join(file), value.to_string()).map_err(|e| {
+                    io::Error::new(
+                        e.kind(),
+                        format!("writing {}: {e}", dir.join(file).display()),
+                    )
+                })?;
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn cpu_rt_budget_is_written_top_down() {
+        let t = tempfile::tempdir().unwrap();
+        super::init_cpu_rt_at(t.path(), "/a/../b/c", 1000, 500).unwrap();
+        assert!(!t.path().join("a").exists());
+        super::init_cpu_rt_at(t.path(), "../../x", 0, 7).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(t.path().join("x/cpu.rt_runtime_us")).unwrap(),
+            "7"
+        );
+        assert!(!t.path().join("x/cpu.rt_period_us").exists());
+        for d in ["b", "b/c"] {
+            let p = t.path().join(d);
+            assert_eq!(
+                std::fs::read_to_string(p.join("cpu.rt_period_us")).unwrap(),
+                "1000"
+            );
+            assert_eq!(
+                std::fs::read_to_string(p.join("cpu.rt_runtime_us")).unwrap(),
+                "500"
+            );
+        }
+        assert!(!t.path().join("cpu.rt_runtime_us").exists());
+    }
+
     use super::*;
 
     #[test]

@@ -277,6 +277,36 @@ impl OciRuntime {
         self.run(id, "delete", &a).await.map(|_| ())
     }
 
+    /// `update --resources <file> <id>`: applies OCI `LinuxResources` (only the fields given)
+    /// to a running container's cgroups.
+    pub async fn update(
+        &self,
+        id: &str,
+        resources: &serde_json::Value,
+    ) -> Result<(), RuntimeError> {
+        let file = self.new_log(id, "update-resources")?;
+        let bytes = serde_json::to_vec(resources).map_err(|e| RuntimeError::BadOutput {
+            op: "update".into(),
+            detail: e.to_string(),
+        })?;
+        std::fs::write(&file, bytes)
+            .map_err(RuntimeError::io(format!("writing {}", file.display())))?;
+        let r = self
+            .run(
+                id,
+                "update",
+                &[
+                    "update".into(),
+                    "--resources".into(),
+                    file.clone().into(),
+                    id.into(),
+                ],
+            )
+            .await;
+        let _ = std::fs::remove_file(&file);
+        r.map(|_| ())
+    }
+
     /// `pause <id>`.
     pub async fn pause(&self, id: &str) -> Result<(), RuntimeError> {
         self.run(id, "pause", &["pause".into(), id.into()])

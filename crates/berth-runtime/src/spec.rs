@@ -295,6 +295,22 @@ pub struct Resources {
     pub oom_kill_disable: bool,
     /// `--blkio-weight` (10–1000, 0 = unset).
     pub blkio_weight: u16,
+    /// `--memory-swappiness` (0–100; None = the kernel's default).
+    pub memory_swappiness: Option<i64>,
+    /// `--cpu-rt-period`, µs (0 = unset).
+    pub cpu_realtime_period: i64,
+    /// `--cpu-rt-runtime`, µs (0 = unset).
+    pub cpu_realtime_runtime: i64,
+    /// `--blkio-weight-device`: (device path, weight).
+    pub blkio_weight_device: Vec<(String, u16)>,
+    /// `--device-read-bps` (device path, bytes per second).
+    pub blkio_read_bps: Vec<(String, u64)>,
+    /// `--device-write-bps`.
+    pub blkio_write_bps: Vec<(String, u64)>,
+    /// `--device-read-iops`.
+    pub blkio_read_iops: Vec<(String, u64)>,
+    /// `--device-write-iops`.
+    pub blkio_write_iops: Vec<(String, u64)>,
 }
 
 /// Everything [`build`] needs.
@@ -815,6 +831,14 @@ fn resources_json(opts: &SpecOptions, device_rules: Vec<Value>) -> Result<Value,
     if r.oom_kill_disable {
         mem.insert("disableOOMKiller".into(), json!(true));
     }
+    if let Some(sw) = r.memory_swappiness {
+        if !(0..=100).contains(&sw) {
+            return Err(SpecError::Invalid(format!(
+                "Invalid value: {sw}, valid memory swappiness range is 0-100"
+            )));
+        }
+        mem.insert("swappiness".into(), json!(sw));
+    }
     if !mem.is_empty() {
         res.insert("memory".into(), Value::Object(mem));
     }
@@ -861,6 +885,12 @@ fn resources_json(opts: &SpecOptions, device_rules: Vec<Value>) -> Result<Value,
         }
         cpu.insert("shares".into(), json!(r.cpu_shares));
     }
+    if r.cpu_realtime_period != 0 {
+        cpu.insert("realtimePeriod".into(), json!(r.cpu_realtime_period));
+    }
+    if r.cpu_realtime_runtime != 0 {
+        cpu.insert("realtimeRuntime".into(), json!(r.cpu_realtime_runtime));
+    }
     if !r.cpuset_cpus.is_empty() {
         cpu.insert("cpus".into(), json!(r.cpuset_cpus));
     }
@@ -875,15 +905,51 @@ fn resources_json(opts: &SpecOptions, device_rules: Vec<Value>) -> Result<Value,
             res.insert("pids".into(), json!({"limit": p}));
         }
     }
+    let mut bio = Map::new();
     if r.blkio_weight != 0 {
         if !(10..=1000).contains(&r.blkio_weight) {
             return Err(SpecError::Invalid(
                 "Range of blkio weight is from 10 to 1000".into(),
             ));
         }
-        res.insert("blockIO".into(), json!({"weight": r.blkio_weight}));
+        bio.insert("weight".into(), json!(r.blkio_weight));
+    }
+    if !r.blkio_weight_device.is_empty() {
+        let mut v = Vec::new();
+        for (path, weight) in &r.blkio_weight_device {
+            let (major, minor) = block_device_numbers(path)?;
+            v.push(json!({"major": major, "minor": minor, "weight": weight}));
+        }
+        bio.insert("weightDevice".into(), Value::Array(v));
+    }
+    for (key, list) in [
+        ("throttleReadBpsDevice", &r.blkio_read_bps),
+        ("throttleWriteBpsDevice", &r.blkio_write_bps),
+        ("throttleReadIOPSDevice", &r.blkio_read_iops),
+        ("throttleWriteIOPSDevice", &r.blkio_write_iops),
+    ] {
+        if list.is_empty() {
+            continue;
+        }
+        let mut v = Vec::new();
+        for (path, rate) in list {
+            let (major, minor) = block_device_numbers(path)?;
+            v.push(json!({"major": major, "minor": minor, "rate": rate}));
+        }
+        bio.insert(key.into(), Value::Array(v));
+    }
+    if !bio.is_empty() {
+        res.insert("blockIO".into(), Value::Object(bio));
     }
     Ok(Value::Object(res))
+}
+
+/// The device numbers of a host block device path (moby stats the path the user named).
+pub fn block_device_numbers(path: &str) -> Result<(u64, u64), SpecError> {
+    let md =
+        std::fs::metadata(path).map_err(|e| SpecError::Invalid(format!("stat {path}: {e}")))?;
+    let rdev = md.rdev();
+    Ok((libc::major(rdev) as u64, libc::minor(rdev) as u64))
 }
 
 /// Builds the OCI spec.

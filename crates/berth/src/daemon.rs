@@ -69,6 +69,12 @@ pub struct DaemonArgs {
     /// Set no-new-privileges by default for new containers
     #[arg(long = "no-new-privileges")]
     pub no_new_privileges: bool,
+    /// Limit the CPU real-time period in microseconds for the parent cgroup for all containers
+    #[arg(long = "cpu-rt-period", value_name = "INT")]
+    pub cpu_rt_period: Option<i64>,
+    /// Limit the CPU real-time runtime in microseconds for the parent cgroup for all containers
+    #[arg(long = "cpu-rt-runtime", value_name = "INT")]
+    pub cpu_rt_runtime: Option<i64>,
 }
 
 /// Docker refuses a setting given both as a flag and in daemon.json.
@@ -170,6 +176,18 @@ fn merge(args: &DaemonArgs, m: &ArgMatches, file: FileConfig) -> anyhow::Result<
         "no-new-privileges",
         no_new_privileges,
         args.no_new_privileges
+    );
+    set!(
+        "cpu_rt_period",
+        "cpu-rt-period",
+        cpu_rt_period,
+        args.cpu_rt_period.unwrap_or(0)
+    );
+    set!(
+        "cpu_rt_runtime",
+        "cpu-rt-runtime",
+        cpu_rt_runtime,
+        args.cpu_rt_runtime.unwrap_or(0)
     );
     if explicit("log_opts") {
         let mut opts = std::collections::BTreeMap::new();

@@ -230,3 +230,505 @@ fn exec_stream_framing_follows_the_start_request() {
     assert_eq!(String::from_utf8_lossy(&body), "raw\r\n");
     d.docker(["rm", "-f", "fr"]).ok();
 }
+
+fn create_raw(d: &Daemon, version: &str, host_config: &str) -> (u16, String) {
+    let body = format!(r#"{{"Image":"busybox","Cmd":["true"],"HostConfig":{{{host_config}}}}}"#);
+    let (status, resp) = d.raw(
+        "POST",
+        &format!("/{version}/containers/create"),
+        Some("application/json"),
+        body.as_bytes(),
+    );
+    let v: serde_json::Value = serde_json::from_str(&resp).unwrap_or_default();
+    let text = v["message"]
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| v["Warnings"].to_string());
+    (status, text)
+}
+
+/// Resource fields are checked as dockerd checks them, with its messages (the whole table of
+/// rules is the unit test `resources::tests::docker_resource_rules`; this drives a sample
+/// through the API).
+#[test]
+fn resource_limits_are_validated_as_docker_does() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let table: &[(&str, &str, u16, &str)] = &[
+        (
+            "v1.43",
+            r#""Memory":-1"#,
+            400,
+            "Minimum memory limit allowed is 6MB",
+        ),
+        (
+            "v1.43",
+            r#""Memory":1000"#,
+            400,
+            "Minimum memory limit allowed is 6MB",
+        ),
+        (
+            "v1.43",
+            r#""MemoryReservation":100"#,
+            400,
+            "Minimum memory reservation allowed is 6MB",
+        ),
+        (
+            "v1.43",
+            r#""MemorySwap":20971520"#,
+            400,
+            "You should always set the Memory limit when using Memoryswap limit, see usage",
+        ),
+        (
+            "v1.41",
+            r#""KernelMemory":100"#,
+            400,
+            "Minimum kernel memory limit allowed is 6MB",
+        ),
+        ("v1.43", r#""KernelMemory":100"#, 201, "[]"),
+        (
+            "v1.43",
+            r#""NanoCpus":-1"#,
+            400,
+            "range of CPUs is from 0.01",
+        ),
+        (
+            "v1.43",
+            r#""CpuShares":-5"#,
+            400,
+            "invalid CPU shares (-5): value must be a positive integer",
+        ),
+        (
+            "v1.43",
+            r#""CpuQuota":500"#,
+            400,
+            "CPU cfs quota can not be less than 1ms (i.e. 1000)",
+        ),
+        (
+            "v1.43",
+            r#""CpuPeriod":-5"#,
+            400,
+            "CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)",
+        ),
+        ("v1.43", r#""BlkioWeight":2000"#, 201, "Block I/O weight"),
+        ("v1.43", r#""PidsLimit":-5"#, 201, "[]"),
+        (
+            "v1.43",
+            r#""ShmSize":-1"#,
+            400,
+            "SHM size can not be less than 0",
+        ),
+        (
+            "v1.43",
+            r#""OomScoreAdj":1001"#,
+            400,
+            "Invalid value 1001, range for oom score adj is [-1000, 1000]",
+        ),
+        (
+            "v1.43",
+            r#""MemorySwappiness":101"#,
+            400,
+            "Invalid value: 101, valid memory swappiness range is 0-100",
+        ),
+        (
+            "v1.43",
+            r#""CpuRealtimePeriod":1000,"CpuRealtimeRuntime":2000"#,
+            400,
+            "cpu real-time runtime cannot be higher than cpu real-time period",
+        ),
+        (
+            "v1.43",
+            r#""StorageOpt":{"size":"120G"}"#,
+            500,
+            "--storage-opt is supported only for overlay over xfs with 'pquota' mount option",
+        ),
+        (
+            "v1.43",
+            r#""StorageOpt":{"foo":"1"}"#,
+            500,
+            "Unknown option foo",
+        ),
+    ];
+    for (version, hc, status, text) in table {
+        let (s, t) = create_raw(&d, version, hc);
+        assert_eq!(s, *status, "{hc}: {t}");
+        assert!(t.contains(text), "{hc}: {t}");
+    }
+    // What this host's blkio controller cannot enforce is discarded with Docker's warning
+    // (this host has no blkio.weight), not silently.
+    let bio = std::path::Path::new("/sys/fs/cgroup/blkio/blkio.weight").exists();
+    let (s, t) = create_raw(&d, "v1.43", r#""BlkioWeight":500"#);
+    assert_eq!(s, 201);
+    assert_eq!(t.contains("Weight discarded"), !bio, "{t}");
+}
+
+/// Log options: dockerd's json-file rules and messages.
+#[test]
+fn log_options_follow_dockerd() {
+    let d = Daemon::start();
+    d.load_busybox();
+    // max-file without max-size: accepted (the log does not rotate).
+    assert_eq!(
+        d.docker([
+            "run",
+            "--rm",
+            "--log-opt",
+            "max-file=3",
+            "busybox",
+            "echo",
+            "ok"
+        ])
+        .ok(),
+        "ok"
+    );
+    for (args, msg) in [
+        (
+            vec!["--log-driver", "foo"],
+            "error looking up logging plugin foo: plugin \"foo\" not found",
+        ),
+        (
+            vec!["--log-opt", "max-size=0"],
+            "failed to initialize logging driver: max-size must be a positive number",
+        ),
+        (
+            vec!["--log-opt", "max-size=abc"],
+            "failed to initialize logging driver: invalid size: 'abc'",
+        ),
+        (
+            vec!["--log-opt", "max-file=0"],
+            "failed to initialize logging driver: max-file cannot be less than 1",
+        ),
+        (
+            vec!["--log-opt", "bogus=1"],
+            "unknown log opt 'bogus' for json-file log driver",
+        ),
+    ] {
+        let mut a = vec!["run", "--rm"];
+        a.extend(args);
+        a.extend(["busybox", "true"]);
+        let o = d.docker(&a);
+        assert_eq!(o.status, 125, "{a:?}: {o:?}");
+        assert!(o.stderr.contains(msg), "{a:?}: {}", o.stderr);
+    }
+    // A daemon with max-file alone starts.
+    let d2 = Daemon::start_with(r#"{"log-opts":{"max-file":"3"}}"#);
+    d2.docker(["version"]).ok();
+}
+
+/// `--cpu-rt-runtime` is applied: with the daemon's real-time budget (`cpu-rt-runtime`) the
+/// container's cgroup gets its share; without one, the kernel refuses it at start and the
+/// error says so (as with dockerd), never a silent 0.
+#[test]
+fn cpu_realtime_is_applied_or_refused() {
+    if !std::path::Path::new("/sys/fs/cgroup/cpu/cpu.rt_runtime_us").exists() {
+        eprintln!("no CPU real-time group scheduling on this kernel; nothing to check");
+        return;
+    }
+    let d = Daemon::start();
+    d.load_busybox();
+    let o = d.docker([
+        "run",
+        "-d",
+        "--name",
+        "rt0",
+        "--cpu-rt-runtime",
+        "5000",
+        "busybox",
+        "sleep",
+        "60",
+    ]);
+    assert_ne!(o.status, 0, "{o:?}");
+    assert!(o.stderr.contains("rt_runtime_us"), "{}", o.stderr);
+    assert_eq!(
+        d.docker(["inspect", "-f", "{{.HostConfig.CpuRealtimeRuntime}}", "rt0"])
+            .ok(),
+        "5000"
+    );
+    drop(d);
+    let d = Daemon::start_with(r#"{"cpu-rt-runtime":10000}"#);
+    d.load_busybox();
+    let id = d
+        .docker([
+            "run",
+            "-d",
+            "--cpu-rt-runtime",
+            "5000",
+            "--cpu-rt-period",
+            "1000000",
+            "busybox",
+            "sleep",
+            "60",
+        ])
+        .ok();
+    let cg = std::path::Path::new("/sys/fs/cgroup/cpu")
+        .join(d.cgroup_parent.trim_start_matches('/'))
+        .join(&id);
+    assert_eq!(
+        std::fs::read_to_string(cg.join("cpu.rt_runtime_us"))
+            .unwrap()
+            .trim(),
+        "5000"
+    );
+    d.docker(["rm", "-f", &id]).ok();
+}
+
+fn cgroup_value(d: &Daemon, controller: &str, id: &str, file: &str) -> String {
+    let p = std::path::Path::new("/sys/fs/cgroup")
+        .join(controller)
+        .join(d.cgroup_parent.trim_start_matches('/'))
+        .join(id)
+        .join(file);
+    std::fs::read_to_string(&p)
+        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+        .trim()
+        .to_string()
+}
+
+/// `docker update` on a running container changes its cgroup limits at once and stores them
+/// (with the restart policy) in the record; a stopped container gets them at its next start.
+#[test]
+fn update_changes_limits_of_running_and_stopped_containers() {
+    if berth_runtime::cgroups::detect_mode().ok() == Some(berth_runtime::cgroups::CgroupMode::V2) {
+        eprintln!("this test reads cgroup v1 files; the v2 path is the same runtime update");
+        return;
+    }
+    let d = Daemon::start();
+    d.load_busybox();
+    let id = d
+        .docker([
+            "run", "-d", "--name", "up", "-m", "20m", "busybox", "sleep", "600",
+        ])
+        .ok();
+    assert_eq!(
+        d.docker(["inspect", "-f", "{{.HostConfig.MemorySwap}}", "up"])
+            .ok(),
+        (40u64 << 20).to_string(),
+        "memory+swap defaults to twice the memory"
+    );
+    assert_eq!(
+        d.docker([
+            "update",
+            "--memory",
+            "30m",
+            "--memory-swap",
+            "60m",
+            "--cpus",
+            "0.5",
+            "--pids-limit",
+            "50",
+            "--restart",
+            "on-failure:3",
+            "up",
+        ])
+        .ok(),
+        "up"
+    );
+    assert_eq!(
+        cgroup_value(&d, "memory", &id, "memory.limit_in_bytes"),
+        (30u64 << 20).to_string()
+    );
+    assert_eq!(cgroup_value(&d, "cpu", &id, "cpu.cfs_quota_us"), "50000");
+    assert_eq!(cgroup_value(&d, "cpu", &id, "cpu.cfs_period_us"), "100000");
+    assert_eq!(cgroup_value(&d, "pids", &id, "pids.max"), "50");
+    assert_eq!(
+        d.docker([
+            "inspect",
+            "-f",
+            "{{.HostConfig.Memory}} {{.HostConfig.MemorySwap}} {{.HostConfig.NanoCpus}} {{.HostConfig.PidsLimit}} {{.HostConfig.RestartPolicy.Name}}:{{.HostConfig.RestartPolicy.MaximumRetryCount}}",
+            "up"
+        ])
+        .ok(),
+        format!("{} {} 500000000 50 on-failure:3", 30u64 << 20, 60u64 << 20)
+    );
+    // Unlimited pids again; the berth CLI speaks the same API.
+    assert_eq!(d.berth(["update", "--pids-limit", "-1", "up"]).ok(), "up");
+    assert_eq!(cgroup_value(&d, "pids", &id, "pids.max"), "max");
+    // Docker's refusals.
+    let o = d.docker(["update", "--memory", "100m", "up"]);
+    assert_eq!(o.status, 1, "{o:?}");
+    assert!(
+        o.stderr.contains(&format!("Cannot update container {id}: Memory limit should be smaller than already set memoryswap limit, update the memoryswap at the same time")),
+        "{}",
+        o.stderr
+    );
+    let o = d.docker(["update", "--cpu-quota", "50000", "up"]);
+    assert!(
+        o.stderr.contains(
+            "Conflicting options: CPU Quota cannot be updated as NanoCPUs has already been set"
+        ),
+        "{}",
+        o.stderr
+    );
+    let o = d.docker(["update", "--memory", "1k", "up"]);
+    assert!(
+        o.stderr.contains("Minimum memory limit allowed is 6MB"),
+        "{}",
+        o.stderr
+    );
+    let o = d.berth(["update", "up"]);
+    assert_ne!(o.status, 0);
+    assert!(
+        o.stderr
+            .contains("you must provide one or more flags when using this command"),
+        "{}",
+        o.stderr
+    );
+    // A stopped container: stored now, applied at the next start.
+    d.docker(["stop", "-t", "0", "up"]).ok();
+    d.docker(["update", "--cpu-shares", "512", "up"]).ok();
+    d.docker(["start", "up"]).ok();
+    assert_eq!(cgroup_value(&d, "cpu", &id, "cpu.shares"), "512");
+    assert_eq!(
+        cgroup_value(&d, "memory", &id, "memory.limit_in_bytes"),
+        (30u64 << 20).to_string()
+    );
+    d.docker(["rm", "-f", "up"]).ok();
+    // AutoRemove containers keep "no".
+    d.docker([
+        "run", "-d", "--rm", "--name", "ar", "busybox", "sleep", "600",
+    ])
+    .ok();
+    let o = d.docker(["update", "--restart", "always", "ar"]);
+    assert!(
+        o.stderr.contains(
+            "Restart policy cannot be updated because AutoRemove is enabled for the container"
+        ),
+        "{}",
+        o.stderr
+    );
+    d.docker(["rm", "-f", "ar"]).ok();
+}
+
+/// Without swarm mode dockerd answers every swarm, service, node, task, secret and config
+/// endpoint with 503 (after its own parameter checks), and every operation on a named plugin
+/// with "not found"; clients treat both as normal.
+#[test]
+fn swarm_and_plugin_endpoints_answer_as_dockerd_without_swarm() {
+    let d = Daemon::start();
+    const NOT_MANAGER: &str = "This node is not a swarm manager. Use \"docker swarm init\" or \"docker swarm join\" to connect this node to swarm and try again.";
+    let table: &[(&str, &str, u16, &str)] = &[
+        ("GET", "/v1.43/swarm", 503, NOT_MANAGER),
+        (
+            "POST",
+            "/v1.43/swarm/leave?force=1",
+            503,
+            "This node is not part of a swarm",
+        ),
+        ("GET", "/v1.43/swarm/unlockkey", 503, NOT_MANAGER),
+        (
+            "POST",
+            "/v1.43/swarm/update",
+            400,
+            "invalid swarm version '': strconv.ParseUint: parsing \"\": invalid syntax",
+        ),
+        ("POST", "/v1.43/swarm/update?version=3", 503, NOT_MANAGER),
+        ("GET", "/v1.43/services", 503, NOT_MANAGER),
+        ("GET", "/v1.43/services/x", 503, NOT_MANAGER),
+        ("POST", "/v1.43/services/create", 503, NOT_MANAGER),
+        (
+            "POST",
+            "/v1.43/services/x/update",
+            400,
+            "invalid service version '': strconv.ParseUint: parsing \"\": invalid syntax",
+        ),
+        ("DELETE", "/v1.43/services/x", 503, NOT_MANAGER),
+        (
+            "GET",
+            "/v1.43/services/x/logs",
+            400,
+            "must specify at least one of 'stdout' or 'stderr'",
+        ),
+        ("GET", "/v1.43/services/x/logs?stdout=1", 503, NOT_MANAGER),
+        ("GET", "/v1.43/nodes", 503, NOT_MANAGER),
+        ("POST", "/v1.43/nodes/x/update?version=1", 503, NOT_MANAGER),
+        ("GET", "/v1.43/tasks", 503, NOT_MANAGER),
+        ("GET", "/v1.43/secrets", 503, NOT_MANAGER),
+        (
+            "POST",
+            "/v1.43/secrets/x/update",
+            400,
+            "invalid secret version",
+        ),
+        ("DELETE", "/v1.43/configs/x", 503, NOT_MANAGER),
+        (
+            "POST",
+            "/v1.43/swarm/init",
+            501,
+            "swarm mode is not implemented",
+        ),
+        ("GET", "/v1.43/plugins", 200, "[]"),
+        (
+            "GET",
+            "/v1.43/plugins/x/json",
+            404,
+            "plugin \"x\" not found",
+        ),
+        (
+            "DELETE",
+            "/v1.43/plugins/vieux/sshfs:latest",
+            404,
+            "plugin \"vieux/sshfs:latest\" not found",
+        ),
+        (
+            "POST",
+            "/v1.43/plugins/x/enable?timeout=0",
+            404,
+            "plugin \"x\" not found",
+        ),
+        (
+            "POST",
+            "/v1.43/plugins/x/upgrade?remote=y",
+            404,
+            "plugin \"x:latest\" not found",
+        ),
+        (
+            "POST",
+            "/v1.43/plugins/pull?remote=x",
+            501,
+            "plugin installation is not implemented",
+        ),
+    ];
+    for (method, path, status, text) in table {
+        let body: &[u8] = if *method == "POST" { b"{}" } else { b"" };
+        let (s, body) = d.raw(method, path, Some("application/json"), body);
+        assert_eq!(s, *status, "{method} {path}: {body}");
+        assert!(
+            body.contains(&text.replace('"', "\\\"")) || body.contains(text),
+            "{method} {path}: {body}"
+        );
+    }
+    // The Docker CLI shows dockerd's words.
+    let o = d.docker(["swarm", "leave"]);
+    assert_ne!(o.status, 0);
+    assert!(
+        o.stderr.contains("This node is not part of a swarm"),
+        "{}",
+        o.stderr
+    );
+    let o = d.docker(["service", "ls"]);
+    assert!(
+        o.stderr.contains("This node is not a swarm manager"),
+        "{}",
+        o.stderr
+    );
+}
+
+/// `POST /images/load` of a body that is not an image archive: 200 with the error in the JSON
+/// stream, as dockerd answers; the CLI reports it.
+#[test]
+fn image_load_errors_are_reported_in_the_stream() {
+    let d = Daemon::start();
+    let (status, body) = d.raw(
+        "POST",
+        "/v1.43/images/load",
+        Some("application/x-tar"),
+        b"this is not a tar archive at all, not even close",
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"errorDetail\""), "{body}");
+    let garbage = d.dir.join("garbage.tar");
+    std::fs::write(&garbage, vec![7u8; 3000]).unwrap();
+    let o = d.docker(["load", "-i", garbage.to_str().unwrap()]);
+    assert_eq!(o.status, 1, "{o:?}");
+    assert!(!o.stderr.trim().is_empty());
+}

@@ -571,6 +571,15 @@ impl Client {
         Ok(())
     }
 
+    pub async fn container_update(
+        &self,
+        id: &str,
+        config: &UpdateConfig,
+    ) -> Result<ContainerUpdateResponse> {
+        self.post_json(&format!("/containers/{}/update", seg(id)), &[], config)
+            .await
+    }
+
     pub async fn container_rename(&self, id: &str, new_name: &str) -> Result<()> {
         let q = [("name", new_name.to_string())];
         self.call_empty(Method::POST, &format!("/containers/{}/rename", seg(id)), &q)

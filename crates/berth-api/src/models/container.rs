@@ -173,6 +173,61 @@ wire! {
 }
 
 wire! {
+    /// Body of `POST /containers/{id}/update`: Docker's `UpdateConfig`, the resource fields of
+    /// a HostConfig plus the restart policy.
+    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    pub struct UpdateConfig {
+        pub cpu_shares: i64,
+        pub memory: i64,
+        pub nano_cpus: i64,
+        pub cgroup_parent: String,
+        pub blkio_weight: u16,
+        pub blkio_weight_device: Option<Vec<WeightDevice>>,
+        pub blkio_device_read_bps: Option<Vec<ThrottleDevice>>,
+        pub blkio_device_write_bps: Option<Vec<ThrottleDevice>>,
+        #[serde(rename = "BlkioDeviceReadIOps")]
+        pub blkio_device_read_iops: Option<Vec<ThrottleDevice>>,
+        #[serde(rename = "BlkioDeviceWriteIOps")]
+        pub blkio_device_write_iops: Option<Vec<ThrottleDevice>>,
+        pub cpu_period: i64,
+        pub cpu_quota: i64,
+        pub cpu_realtime_period: i64,
+        pub cpu_realtime_runtime: i64,
+        pub cpuset_cpus: String,
+        pub cpuset_mems: String,
+        pub devices: Option<Vec<DeviceMapping>>,
+        pub device_cgroup_rules: Option<Vec<String>>,
+        pub device_requests: Option<Vec<DeviceRequest>>,
+        pub kernel_memory: i64,
+        #[serde(rename = "KernelMemoryTCP")]
+        pub kernel_memory_tcp: i64,
+        pub memory_reservation: i64,
+        pub memory_swap: i64,
+        pub memory_swappiness: Option<i64>,
+        pub oom_kill_disable: Option<bool>,
+        pub pids_limit: Option<i64>,
+        pub ulimits: Option<Vec<Ulimit>>,
+        pub cpu_count: i64,
+        pub cpu_percent: i64,
+        #[serde(rename = "IOMaximumIOps")]
+        pub io_maximum_iops: u64,
+        #[serde(rename = "IOMaximumBandwidth")]
+        pub io_maximum_bandwidth: u64,
+        pub restart_policy: RestartPolicy,
+    }
+}
+
+wire! {
+    /// `200 {"Warnings":[…]}` of `POST /containers/{id}/update` (null without warnings).
+    #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    pub struct ContainerUpdateResponse {
+        pub warnings: Option<Vec<String>>,
+    }
+}
+
+wire! {
     #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
     #[serde(rename_all = "PascalCase")]
     pub struct LogConfig {

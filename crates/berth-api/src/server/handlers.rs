@@ -18,7 +18,7 @@ use tokio_util::io::ReaderStream;
 use tokio_util::task::TaskTracker;
 
 use super::response::{self, Body, Headers, JSON, MULTIPLEXED_STREAM, RAW_STREAM, TAR, TEXT_PLAIN};
-use super::router::{route, Route};
+use super::router::{route, NoSwarm, PluginOp, Route};
 use crate::backend::*;
 use crate::models::*;
 use crate::{negotiate, ApiError, Hijacked, Query};
@@ -117,7 +117,13 @@ async fn dispatch<B: Backend>(
         ContainerCreate => {
             let name = q.get_nonempty("name").map(str::to_string);
             let platform = q.get_nonempty("platform").map(str::to_string);
-            let body = read_create_body(req).await?;
+            let mut body = read_create_body(req).await?;
+            if ctx.api_version.at_least(1, 42) {
+                // Removed from the API in 1.42: "any value it is set to will be ignored".
+                if let Some(hc) = body.host_config.as_mut() {
+                    hc.kernel_memory = 0;
+                }
+            }
             response::json(
                 created,
                 &b.container_create(ctx, name, platform, body).await?,
@@ -188,6 +194,29 @@ async fn dispatch<B: Backend>(
         ContainerUnpause(id) => {
             b.container_unpause(ctx, id).await?;
             response::no_body(StatusCode::NO_CONTENT)
+        }
+        ContainerUpdate(id) => {
+            let mut config: UpdateConfig = read_json(req, true).await?;
+            // moby's postContainerUpdate: no pids limit before 1.40, no per-device block I/O
+            // limits before 1.55, kernel memory removed in 1.42; a pids limit of 0 or less
+            // means "unlimited".
+            if !ctx.api_version.at_least(1, 40) {
+                config.pids_limit = None;
+            }
+            if !ctx.api_version.at_least(1, 55) {
+                config.blkio_weight_device = None;
+                config.blkio_device_read_bps = None;
+                config.blkio_device_write_bps = None;
+                config.blkio_device_read_iops = None;
+                config.blkio_device_write_iops = None;
+            }
+            if ctx.api_version.at_least(1, 42) {
+                config.kernel_memory = 0;
+            }
+            if config.pids_limit.is_some_and(|p| p <= 0) {
+                config.pids_limit = Some(0);
+            }
+            response::json(ok, &b.container_update(ctx, id, config).await?)
         }
         ContainerRename(id) => {
             let name = q
@@ -377,8 +406,13 @@ async fn dispatch<B: Backend>(
             progress(b.image_push(ctx, name, tag, auth).await?).await?
         }
         ImageLoad => {
+            // dockerd answers 200 and reports every failure of a load in the JSON stream
+            // (even an archive that is no tar at all); clients read the stream.
             let quiet = q.bool("quiet");
-            progress(b.images_load(ctx, body_stream(req), quiet).await?).await?
+            match b.images_load(ctx, body_stream(req), quiet).await {
+                Ok(messages) => progress_stream(messages),
+                Err(e) => progress_stream(Box::pin(stream::iter([Err(e)]))),
+            }
         }
         ImagesGet => {
             let tar = b.images_get(ctx, q.get_all("names")).await?;
@@ -457,6 +491,8 @@ async fn dispatch<B: Backend>(
         VolumePrune => response::json(ok, &b.volume_prune(ctx, q.filters()?).await?),
         NetworkPrune => response::json(ok, &b.network_prune(ctx, q.filters()?).await?),
         Unsupported(what) => return Err(ApiError::not_implemented(what)),
+        NoSwarm(answer) => return Err(no_swarm(answer, &q)),
+        PluginMissing(name, op) => return Err(plugin_missing(&name, op, &q)),
 
         // berth has no plugin system: the list is truthfully empty and every name is unknown
         // (the Docker CLI's `inspect` of an unknown object ends with this lookup).
@@ -466,6 +502,59 @@ async fn dispatch<B: Backend>(
         }
     };
     Ok(resp)
+}
+
+const NOT_SWARM_MANAGER: &str = "This node is not a swarm manager. Use \"docker swarm init\" or \"docker swarm join\" to connect this node to swarm and try again.";
+
+/// dockerd's answers on a node that is not part of a swarm (clients treat the 503 as normal:
+/// test suites call `POST /swarm/leave` in their teardown).
+fn no_swarm(answer: NoSwarm, q: &Query) -> ApiError {
+    let unavailable = |m: &str| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, m);
+    match answer {
+        NoSwarm::NotManager => unavailable(NOT_SWARM_MANAGER),
+        NoSwarm::NotPart => unavailable("This node is not part of a swarm"),
+        NoSwarm::Update(kind) => {
+            let raw = q.get("version").unwrap_or("");
+            if raw.parse::<u64>().is_ok() {
+                unavailable(NOT_SWARM_MANAGER)
+            } else if kind == "secret" || kind == "config" {
+                ApiError::bad_request(format!("invalid {kind} version"))
+            } else {
+                ApiError::bad_request(format!(
+                    "invalid {kind} version '{raw}': strconv.ParseUint: parsing {raw:?}: invalid syntax"
+                ))
+            }
+        }
+        NoSwarm::Logs => {
+            if q.bool("stdout") || q.bool("stderr") {
+                unavailable(NOT_SWARM_MANAGER)
+            } else {
+                ApiError::bad_request("must specify at least one of 'stdout' or 'stderr'")
+            }
+        }
+    }
+}
+
+/// dockerd's answers for operations on a plugin that is not installed (berth has none).
+fn plugin_missing(name: &str, op: PluginOp, q: &Query) -> ApiError {
+    if op == PluginOp::Enable {
+        let t = q.get("timeout").unwrap_or("");
+        if t.parse::<i64>().is_err() {
+            return ApiError::internal(format!("strconv.Atoi: parsing {t:?}: invalid syntax"));
+        }
+    }
+    let shown = if op == PluginOp::Upgrade && !has_tag_or_digest(name) {
+        format!("{name}:latest")
+    } else {
+        name.to_string()
+    };
+    ApiError::not_found(format!("plugin \"{shown}\" not found"))
+}
+
+/// Whether the last path component of a reference names a tag or digest.
+fn has_tag_or_digest(name: &str) -> bool {
+    let last = name.rsplit('/').next().unwrap_or(name);
+    last.contains(':') || last.contains('@')
 }
 
 /// `GET`/`HEAD /_ping` with Docker's headers.
@@ -525,8 +614,14 @@ async fn progress(mut messages: ProgressStream) -> Result<Response<Body>> {
         Some(Ok(m)) => Some(m),
         None => None,
     };
-    let all = stream::iter(first.map(Ok)).chain(messages);
-    let lines = all.scan(false, |failed, item| {
+    Ok(progress_stream(Box::pin(
+        stream::iter(first.map(Ok)).chain(messages),
+    )))
+}
+
+/// A `200` JSON-message stream; an error becomes its last message.
+fn progress_stream(messages: ProgressStream) -> Response<Body> {
+    let lines = messages.scan(false, |failed, item| {
         let out = if *failed {
             None
         } else {
@@ -541,7 +636,7 @@ async fn progress(mut messages: ProgressStream) -> Result<Response<Body>> {
         };
         futures_util::future::ready(out)
     });
-    Ok(streaming(JSON, response::stream_body(lines)))
+    streaming(JSON, response::stream_body(lines))
 }
 
 fn progress_line(message: &JsonMessage) -> io::Result<Bytes> {

@@ -73,9 +73,40 @@ pub enum Route {
     ImagePrune,
     VolumePrune,
     NetworkPrune,
-    /// A Docker endpoint berth does not offer (swarm, plugins management, search, update):
+    ContainerUpdate(String),
+    /// A swarm endpoint (swarm, services, nodes, tasks, secrets, configs): berth is a node
+    /// without swarm mode and answers as dockerd does then.
+    NoSwarm(NoSwarm),
+    /// A plugin operation on a named plugin: berth has no plugins, so dockerd's "not found".
+    PluginMissing(String, PluginOp),
+    /// A Docker endpoint berth does not offer (swarm init/join, plugin installation, search):
     /// answered with 501 and the operation's name instead of `page not found`.
     Unsupported(&'static str),
+}
+
+/// How dockerd answers a swarm endpoint when the node is not part of a swarm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoSwarm {
+    /// 503 `This node is not a swarm manager. Use "docker swarm init" …`.
+    NotManager,
+    /// 503 `This node is not part of a swarm` (`POST /swarm/leave`).
+    NotPart,
+    /// An update: its `version` query parameter is checked first (400 with the message for
+    /// this kind of object), then [`NoSwarm::NotManager`].
+    Update(&'static str),
+    /// Service or task logs: `stdout`/`stderr` checked first (400), then `NotManager`.
+    Logs,
+}
+
+/// Operations on one plugin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PluginOp {
+    Enable,
+    Disable,
+    Remove,
+    Upgrade,
+    Set,
+    Push,
 }
 
 /// A matched request: the version from a `/v1.NN` prefix (if any) and the route.
@@ -149,12 +180,20 @@ fn match_route(method: &Method, segs: &[&str]) -> Option<Route> {
             ["networks"] => NetworkList,
             ["networks", id] => NetworkInspect(s(id)),
             ["plugins"] => PluginList,
-            ["swarm", ..]
-            | ["services", ..]
-            | ["nodes", ..]
-            | ["tasks", ..]
-            | ["secrets", ..]
-            | ["configs", ..] => Unsupported("swarm mode"),
+            ["plugins", "privileges"] => Unsupported("plugin installation"),
+            ["services", _, "logs"] | ["tasks", _, "logs"] => NoSwarm(self::NoSwarm::Logs),
+            ["swarm"]
+            | ["swarm", "unlockkey"]
+            | ["services"]
+            | ["services", _]
+            | ["nodes"]
+            | ["nodes", _]
+            | ["tasks"]
+            | ["tasks", _]
+            | ["secrets"]
+            | ["secrets", _]
+            | ["configs"]
+            | ["configs", _] => NoSwarm(self::NoSwarm::NotManager),
             ["plugins", name @ .., "json"] if !name.is_empty() => PluginInspect(join(name)),
             _ => return None,
         }
@@ -183,10 +222,31 @@ fn match_route(method: &Method, segs: &[&str]) -> Option<Route> {
             ["volumes", "prune"] => VolumePrune,
             ["networks", "prune"] => NetworkPrune,
             ["build", "prune"] => Unsupported("POST /build/prune"),
-            ["containers", _, "update"] => Unsupported("POST /containers/{id}/update"),
+            ["containers", id, "update"] => ContainerUpdate(s(id)),
             ["session"] => Unsupported("POST /session (BuildKit)"),
-            ["swarm", ..] => Unsupported("swarm mode"),
-            ["plugins", ..] => Unsupported("plugin management"),
+            ["swarm", "init"] | ["swarm", "join"] => Unsupported("swarm mode"),
+            ["swarm", "leave"] => NoSwarm(self::NoSwarm::NotPart),
+            ["swarm", "unlock"] => NoSwarm(self::NoSwarm::NotManager),
+            ["swarm", "update"] => NoSwarm(self::NoSwarm::Update("swarm")),
+            ["services", "create"] | ["secrets", "create"] | ["configs", "create"] => {
+                NoSwarm(self::NoSwarm::NotManager)
+            }
+            ["services", _, "update"] => NoSwarm(self::NoSwarm::Update("service")),
+            ["nodes", _, "update"] => NoSwarm(self::NoSwarm::Update("node")),
+            ["secrets", _, "update"] => NoSwarm(self::NoSwarm::Update("secret")),
+            ["configs", _, "update"] => NoSwarm(self::NoSwarm::Update("config")),
+            ["plugins", "pull"] | ["plugins", "create"] => Unsupported("plugin installation"),
+            ["plugins", name @ .., op] if !name.is_empty() => {
+                let op = match *op {
+                    "enable" => PluginOp::Enable,
+                    "disable" => PluginOp::Disable,
+                    "upgrade" => PluginOp::Upgrade,
+                    "set" => PluginOp::Set,
+                    "push" => PluginOp::Push,
+                    _ => return None,
+                };
+                PluginMissing(join(name), op)
+            }
             ["images", "load"] => ImageLoad,
             ["images", name @ .., "push"] if !name.is_empty() => ImagePush(join(name)),
             ["images", name @ .., "tag"] if !name.is_empty() => ImageTag(join(name)),
@@ -207,6 +267,12 @@ fn match_route(method: &Method, segs: &[&str]) -> Option<Route> {
             ["images", name @ ..] if !name.is_empty() => ImageDelete(join(name)),
             ["volumes", name] => VolumeDelete(s(name)),
             ["networks", id] => NetworkDelete(s(id)),
+            ["services", _] | ["nodes", _] | ["secrets", _] | ["configs", _] => {
+                NoSwarm(self::NoSwarm::NotManager)
+            }
+            ["plugins", name @ ..] if !name.is_empty() => {
+                PluginMissing(join(name), PluginOp::Remove)
+            }
             _ => return None,
         }
     } else {
@@ -339,20 +405,51 @@ mod tests {
         );
         assert_eq!(
             r(Method::GET, "/v1.41/swarm"),
-            Some(Route::Unsupported("swarm mode"))
+            Some(Route::NoSwarm(NoSwarm::NotManager))
         );
         assert_eq!(
             r(Method::GET, "/services/abc"),
+            Some(Route::NoSwarm(NoSwarm::NotManager))
+        );
+        assert_eq!(
+            r(Method::POST, "/swarm/leave"),
+            Some(Route::NoSwarm(NoSwarm::NotPart))
+        );
+        assert_eq!(
+            r(Method::POST, "/services/abc/update"),
+            Some(Route::NoSwarm(NoSwarm::Update("service")))
+        );
+        assert_eq!(
+            r(Method::GET, "/tasks/abc/logs"),
+            Some(Route::NoSwarm(NoSwarm::Logs))
+        );
+        assert_eq!(
+            r(Method::DELETE, "/secrets/abc"),
+            Some(Route::NoSwarm(NoSwarm::NotManager))
+        );
+        assert_eq!(
+            r(Method::POST, "/swarm/init"),
             Some(Route::Unsupported("swarm mode"))
         );
         assert_eq!(
             r(Method::POST, "/containers/x/update"),
-            Some(Route::Unsupported("POST /containers/{id}/update"))
+            Some(Route::ContainerUpdate("x".into()))
         );
         assert_eq!(r(Method::GET, "/plugins"), Some(Route::PluginList));
         assert_eq!(
             r(Method::POST, "/plugins/pull"),
-            Some(Route::Unsupported("plugin management"))
+            Some(Route::Unsupported("plugin installation"))
+        );
+        assert_eq!(
+            r(Method::POST, "/plugins/vieux/sshfs:latest/enable"),
+            Some(Route::PluginMissing(
+                "vieux/sshfs:latest".into(),
+                PluginOp::Enable
+            ))
+        );
+        assert_eq!(
+            r(Method::DELETE, "/plugins/x"),
+            Some(Route::PluginMissing("x".into(), PluginOp::Remove))
         );
     }
 

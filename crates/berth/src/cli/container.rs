@@ -84,6 +84,29 @@ pub fn spec(verb: Verb, path: &str) -> Spec {
         Verb::Top => super::spec(path, "CONTAINER [ps OPTIONS]", NArgs::Min(1), vec![]).not_interspersed(),
         Verb::Rename => super::spec(path, "CONTAINER NEW_NAME", NArgs::Exact(2), vec![]),
         Verb::Port => super::spec(path, "CONTAINER [PRIVATE_PORT[/PROTO]]", NArgs::Range(1, 2), vec![]),
+        Verb::Update => super::spec(
+            path,
+            "[OPTIONS] CONTAINER [CONTAINER...]",
+            NArgs::Min(1),
+            vec![
+                Flag::value("blkio-weight", "uint16", "Block IO (relative weight), between 10 and 1000, or 0 to disable").default("0"),
+                Flag::value("cpu-period", "int", "Limit CPU CFS (Completely Fair Scheduler) period"),
+                Flag::value("cpu-quota", "int", "Limit CPU CFS (Completely Fair Scheduler) quota"),
+                Flag::value("cpu-rt-period", "int", "Limit the CPU real-time period in microseconds"),
+                Flag::value("cpu-rt-runtime", "int", "Limit the CPU real-time runtime in microseconds"),
+                Flag::value("cpu-shares", "int", "CPU shares (relative weight)").short('c'),
+                Flag::value("cpus", "decimal", "Number of CPUs"),
+                Flag::value("cpuset-cpus", "string", "CPUs in which to allow execution (0-3, 0,1)"),
+                Flag::value("cpuset-mems", "string", "MEMs in which to allow execution (0-3, 0,1)"),
+                Flag::value("kernel-memory", "bytes", "Kernel memory limit (deprecated)").hidden(),
+                Flag::value("memory", "bytes", "Memory limit").short('m'),
+                Flag::value("memory-reservation", "bytes", "Memory soft limit"),
+                Flag::value("memory-swap", "bytes", "Swap limit equal to memory plus swap: -1 to enable unlimited swap")
+                    .check(super::flags::Check::SwapBytes),
+                Flag::value("pids-limit", "int", "Tune container pids limit (set -1 for unlimited)"),
+                Flag::value("restart", "string", "Restart policy to apply when a container exits"),
+            ],
+        ),
         _ => super::spec(path, "", NArgs::Any, vec![]),
     }
 }
@@ -102,6 +125,7 @@ pub async fn run(ctx: &Ctx, verb: Verb, m: Matches) -> CliResult<()> {
         Verb::Top => top(ctx, m).await,
         Verb::Rename => rename(ctx, m).await,
         Verb::Port => port(ctx, m).await,
+        Verb::Update => update(ctx, m).await,
         other => Err(CliError::msg(format!(
             "berth: {other:?} is not a container verb"
         ))),
@@ -674,6 +698,72 @@ async fn rename(ctx: &Ctx, m: Matches) -> CliResult<()> {
         )));
     }
     Ok(())
+}
+
+/// `berth update` (the Docker CLI's `runUpdate`): one request per container with the flags'
+/// values (zero for flags not given, which the daemon leaves unchanged); warnings are printed
+/// after all of them.
+async fn update(ctx: &Ctx, m: Matches) -> CliResult<()> {
+    if !m.any_flag() {
+        return Err(CliError::msg(
+            "you must provide one or more flags when using this command",
+        ));
+    }
+    let restart_policy = match m.value("restart").filter(|r| !r.is_empty()) {
+        Some(r) => super::opts::parse_restart_policy(r).map_err(CliError::msg)?,
+        None => Default::default(),
+    };
+    let bytes = |name: &str| -> i64 {
+        m.value(name)
+            .and_then(|v| units::ram_in_bytes(v).ok())
+            .unwrap_or(0)
+    };
+    let config = berth_api::models::UpdateConfig {
+        blkio_weight: m
+            .value("blkio-weight")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0),
+        cpuset_cpus: m.string("cpuset-cpus").unwrap_or_default(),
+        cpuset_mems: m.string("cpuset-mems").unwrap_or_default(),
+        cpu_shares: m.int("cpu-shares").unwrap_or(0),
+        memory: bytes("memory"),
+        memory_reservation: bytes("memory-reservation"),
+        memory_swap: match m.value("memory-swap") {
+            Some("-1") => -1,
+            _ => bytes("memory-swap"),
+        },
+        cpu_period: m.int("cpu-period").unwrap_or(0),
+        cpu_quota: m.int("cpu-quota").unwrap_or(0),
+        cpu_realtime_period: m.int("cpu-rt-period").unwrap_or(0),
+        cpu_realtime_runtime: m.int("cpu-rt-runtime").unwrap_or(0),
+        nano_cpus: m
+            .value("cpus")
+            .and_then(|v| units::parse_nano_cpus(v).ok())
+            .unwrap_or(0),
+        pids_limit: m.int("pids-limit").filter(|p| *p != 0),
+        restart_policy,
+        ..Default::default()
+    };
+    let client = ctx.client()?;
+    let mut warnings = Vec::new();
+    let mut errs = Vec::new();
+    for c in &m.args {
+        match client.container_update(c, &config).await {
+            Ok(r) => {
+                super::println_out(c)?;
+                warnings.extend(r.warnings.unwrap_or_default());
+            }
+            Err(e) => errs.push(e.to_string()),
+        }
+    }
+    if !warnings.is_empty() {
+        super::println_out(&warnings.join("\n"))?;
+    }
+    if errs.is_empty() {
+        Ok(())
+    } else {
+        Err(CliError::msg(errs.join("\n")))
+    }
 }
 
 async fn port(ctx: &Ctx, m: Matches) -> CliResult<()> {

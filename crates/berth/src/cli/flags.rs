@@ -229,6 +229,11 @@ impl Matches {
             .collect()
     }
 
+    /// Whether any flag was given (pflag's `NFlag() > 0`).
+    pub fn any_flag(&self) -> bool {
+        !self.values.is_empty()
+    }
+
     /// An integer flag (already validated by the parser).
     pub fn int(&self, long: &str) -> Option<i64> {
         self.value(long).and_then(|v| v.parse().ok())

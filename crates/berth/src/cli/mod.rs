@@ -402,6 +402,7 @@ pub enum Verb {
     NetworkPrune,
     NetworkConnect,
     NetworkDisconnect,
+    Update,
 }
 
 const TOP_VERBS: &[(&str, Verb)] = &[
@@ -439,6 +440,7 @@ const TOP_VERBS: &[(&str, Verb)] = &[
     ("tag", Verb::Tag),
     ("top", Verb::Top),
     ("unpause", Verb::Unpause),
+    ("update", Verb::Update),
     ("version", Verb::Version),
     ("wait", Verb::Wait),
 ];
@@ -469,6 +471,7 @@ const CONTAINER_VERBS: &[(&str, Verb)] = &[
     ("stop", Verb::Stop),
     ("top", Verb::Top),
     ("unpause", Verb::Unpause),
+    ("update", Verb::Update),
     ("wait", Verb::Wait),
 ];
 
@@ -560,6 +563,7 @@ impl Verb {
             Verb::NetworkPrune => "Remove all unused networks",
             Verb::NetworkConnect => "Connect a container to a network",
             Verb::NetworkDisconnect => "Disconnect a container from a network",
+            Verb::Update => "Update configuration of one or more containers",
         }
     }
 
