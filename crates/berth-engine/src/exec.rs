@@ -213,9 +213,7 @@ impl Engine {
         }
         Ok(ExecStartOutcome::Attached(Box::new(move |conn| {
             Box::pin(async move {
-                engine
-                    .exec_session(c, e, proc_, tty, framed, keys, conn)
-                    .await;
+                engine.exec_session(c, e, proc_, framed, keys, conn).await;
             })
         })))
     }
@@ -450,11 +448,11 @@ impl Engine {
         c: Arc<Container>,
         e: Arc<ExecEntry>,
         mut p: ExecProcess,
-        tty: bool,
         framed: bool,
         keys: Option<Vec<u8>>,
         conn: Hijacked,
     ) {
+        let tty = e.config.tty;
         let (mut cr, mut cw) = tokio::io::split(conn);
         {
             let mut st = lock(&e);
