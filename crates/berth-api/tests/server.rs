@@ -1138,22 +1138,37 @@ async fn unimplemented_operations_are_501_with_a_clear_message() {
     )
     .await;
     assert_eq!(resp.body_str(), "{\"message\":\"POST /containers/{id}/pause is not implemented by the berth daemon yet\"}\n");
-    for (method, path, what) in [
-        ("POST", "/v1.41/containers/prune", "POST /containers/prune"),
-        ("GET", "/v1.41/swarm", "swarm mode"),
+    for (method, path, body, what) in [
+        (
+            "POST",
+            "/v1.41/containers/prune",
+            None,
+            "POST /containers/prune",
+        ),
         (
             "POST",
             "/v1.41/containers/x/update",
+            Some("{}"),
             "POST /containers/{id}/update",
         ),
     ] {
-        let resp = roundtrip(&server, &cli_request(method, path, None)).await;
+        let resp = roundtrip(&server, &cli_request(method, path, body)).await;
         assert_eq!(resp.status, 501);
         assert_eq!(
             resp.body_str(),
             format!("{{\"message\":\"{what} is not implemented by the berth daemon yet\"}}\n")
         );
     }
+    // The server's own answers work without any backend support: no swarm, as dockerd
+    // outside swarm mode answers.
+    let resp = roundtrip(&server, &cli_request("GET", "/v1.41/swarm", None)).await;
+    assert_eq!(resp.status, 503);
+    assert!(
+        resp.body_str()
+            .contains("This node is not a swarm manager."),
+        "{}",
+        resp.body_str()
+    );
     // The server's own answers work without any backend support.
     assert_eq!(
         roundtrip(&server, &cli_request("HEAD", "/_ping", None))
