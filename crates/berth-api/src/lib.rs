@@ -19,6 +19,7 @@ mod hijack;
 pub mod jsonfold;
 pub mod query;
 pub mod server;
+pub mod tls;
 pub mod units;
 mod version;
 

@@ -90,6 +90,12 @@ pub struct FileConfig {
     pub dns_opts: Option<Vec<String>>,
     pub cpu_rt_period: Option<i64>,
     pub cpu_rt_runtime: Option<i64>,
+    // The API's TLS (read by the binary, which owns the listeners).
+    pub tls: Option<bool>,
+    pub tlsverify: Option<bool>,
+    pub tlscacert: Option<PathBuf>,
+    pub tlscert: Option<PathBuf>,
+    pub tlskey: Option<PathBuf>,
 }
 
 /// One entry of `default-address-pools`.

@@ -75,6 +75,21 @@ pub struct DaemonArgs {
     /// Limit the CPU real-time runtime in microseconds for the parent cgroup for all containers
     #[arg(long = "cpu-rt-runtime", value_name = "INT")]
     pub cpu_rt_runtime: Option<i64>,
+    /// Use TLS; implied by --tlsverify
+    #[arg(long = "tls", value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub tls: Option<bool>,
+    /// Use TLS and verify the remote
+    #[arg(long = "tlsverify", value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub tlsverify: Option<bool>,
+    /// Trust certs signed only by this CA (default ~/.docker/ca.pem)
+    #[arg(long = "tlscacert", value_name = "FILE")]
+    pub tlscacert: Option<PathBuf>,
+    /// Path to TLS certificate file (default ~/.docker/cert.pem)
+    #[arg(long = "tlscert", value_name = "FILE")]
+    pub tlscert: Option<PathBuf>,
+    /// Path to TLS key file (default ~/.docker/key.pem)
+    #[arg(long = "tlskey", value_name = "FILE")]
+    pub tlskey: Option<PathBuf>,
 }
 
 /// Docker refuses a setting given both as a flag and in daemon.json.
@@ -189,6 +204,31 @@ fn merge(args: &DaemonArgs, m: &ArgMatches, file: FileConfig) -> anyhow::Result<
         cpu_rt_runtime,
         args.cpu_rt_runtime.unwrap_or(0)
     );
+    set!("tls", "tls", tls, args.tls.unwrap_or(true));
+    set!(
+        "tlsverify",
+        "tlsverify",
+        tlsverify,
+        args.tlsverify.unwrap_or(true)
+    );
+    set!(
+        "tlscacert",
+        "tlscacert",
+        tlscacert,
+        args.tlscacert.clone().unwrap_or_default()
+    );
+    set!(
+        "tlscert",
+        "tlscert",
+        tlscert,
+        args.tlscert.clone().unwrap_or_default()
+    );
+    set!(
+        "tlskey",
+        "tlskey",
+        tlskey,
+        args.tlskey.clone().unwrap_or_default()
+    );
     if explicit("log_opts") {
         let mut opts = std::collections::BTreeMap::new();
         for kv in &args.log_opts {
@@ -263,6 +303,17 @@ pub fn run(args: DaemonArgs, matches: &ArgMatches) -> anyhow::Result<()> {
     } else {
         cfg.hosts.clone()
     };
+    let tls = ApiTls::from_config(&fc, |k| std::env::var(k).ok())?;
+    let server_tls = match &tls {
+        Some(t) => Some(
+            berth_api::tls::server_config(Some(&t.ca), &t.cert, &t.key, t.verify)
+                .context("invalid TLS configuration")?,
+        ),
+        None => None,
+    };
+    for h in &hosts {
+        check_tcp_exposure(h, tls.as_ref(), &fc)?;
+    }
     let pidfile = fc
         .pidfile
         .clone()
@@ -281,7 +332,10 @@ pub fn run(args: DaemonArgs, matches: &ArgMatches) -> anyhow::Result<()> {
         let engine = Engine::open(cfg).await?;
         let mut listeners = Vec::new();
         for h in &hosts {
-            listeners.push(Listener::bind(h).await?);
+            listeners.push(match (&server_tls, h.starts_with("tcp://")) {
+                (Some(cfg), true) => Listener::bind_tls(h, cfg.clone()).await?,
+                _ => Listener::bind(h).await?,
+            });
         }
         let backend = Arc::new(berth_engine::Daemon(engine.clone()));
         tracing::info!("berth daemon {} ready", env!("CARGO_PKG_VERSION"));
@@ -294,6 +348,94 @@ pub fn run(args: DaemonArgs, matches: &ArgMatches) -> anyhow::Result<()> {
         }
         Ok::<(), anyhow::Error>(())
     })
+}
+
+/// The API's TLS settings after Docker's rules: `tlsverify` given (with any value) or
+/// `DOCKER_TLS_VERIFY` set implies TLS; with TLS, clients are verified unless `tlsverify` is
+/// false; the files default to `ca.pem`, `cert.pem`, `key.pem` in `DOCKER_CERT_PATH`, else
+/// `DOCKER_CONFIG`, else `~/.docker`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ApiTls {
+    verify: bool,
+    ca: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+impl ApiTls {
+    fn from_config(
+        fc: &FileConfig,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> anyhow::Result<Option<ApiTls>> {
+        let set = |k: &str| env(k).filter(|v| !v.is_empty());
+        let env_verify = set("DOCKER_TLS_VERIFY").is_some();
+        let tls = fc.tlsverify.is_some() || env_verify || fc.tls == Some(true);
+        if !tls {
+            return Ok(None);
+        }
+        let verify = fc.tlsverify.unwrap_or(true);
+        let dir = set("DOCKER_CERT_PATH")
+            .or_else(|| set("DOCKER_CONFIG"))
+            .map(PathBuf::from)
+            .or_else(|| set("HOME").map(|h| PathBuf::from(h).join(".docker")))
+            .unwrap_or_else(|| PathBuf::from("/root/.docker"));
+        let pick = |v: &Option<PathBuf>, default: &str| match v {
+            Some(p) if !p.as_os_str().is_empty() => p.clone(),
+            _ => dir.join(default),
+        };
+        Ok(Some(ApiTls {
+            verify,
+            ca: pick(&fc.tlscacert, "ca.pem"),
+            cert: pick(&fc.tlscert, "cert.pem"),
+            key: pick(&fc.tlskey, "key.pem"),
+        }))
+    }
+}
+
+/// Plain TCP gives root on this machine to everyone who can reach the port. Docker warns and
+/// (for non-loopback addresses without an explicit `--tls=false`/`--tlsverify=false`) delays
+/// its start, announcing a hard failure; berth makes it that failure now (decision 0012),
+/// and only warns for loopback addresses or when the risk was accepted explicitly.
+fn check_tcp_exposure(host: &str, tls: Option<&ApiTls>, fc: &FileConfig) -> anyhow::Result<()> {
+    let Some(addr) = host.strip_prefix("tcp://") else {
+        return Ok(());
+    };
+    if tls.is_some_and(|t| t.verify) {
+        return Ok(());
+    }
+    tracing::warn!(host, "Binding to IP address without --tlsverify is insecure and gives root access on this machine to everyone who has access to your network.");
+    tracing::warn!(host, "Binding to an IP address, even on localhost, can also give access to scripts run in a browser. Be safe out there!");
+    // Docker's checkTLSAuthOK: TLS explicitly off, or TLS on with tlsverify given either way.
+    let explicit = fc.tls == Some(false) || (tls.is_some() && fc.tlsverify.is_some());
+    if explicit || is_loopback(addr) {
+        return Ok(());
+    }
+    bail!(
+        "refusing to listen on {host} without --tlsverify: everyone who can reach this address would get root access on this machine. Use --tlsverify with --tlscacert, --tlscert and --tlskey, listen on a loopback address, or explicitly specify '--tls=false' or '--tlsverify=false' to accept the risk"
+    )
+}
+
+/// Whether every address `host:port` names is a loopback address ("localhost" included).
+fn is_loopback(addr: &str) -> bool {
+    use std::net::ToSocketAddrs;
+    let host = match addr.rsplit_once(':') {
+        Some((h, _)) => h,
+        None => addr,
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host == "localhost" {
+        return true;
+    }
+    if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+        return ip.is_loopback();
+    }
+    match (host, 0).to_socket_addrs() {
+        Ok(addrs) => {
+            let addrs: Vec<_> = addrs.collect();
+            !addrs.is_empty() && addrs.iter().all(|a| a.ip().is_loopback())
+        }
+        Err(_) => false,
+    }
 }
 
 async fn shutdown_signal() {
@@ -367,4 +509,66 @@ pub fn parse(argv: &[std::ffi::OsString]) -> (DaemonArgs, ArgMatches) {
         Err(e) => e.exit(),
     };
     (args, m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fc(json: &str) -> FileConfig {
+        FileConfig::parse(json).unwrap()
+    }
+
+    #[test]
+    fn tls_rules() {
+        let none = |_: &str| None;
+        assert_eq!(ApiTls::from_config(&fc("{}"), none).unwrap(), None);
+        assert_eq!(
+            ApiTls::from_config(&fc(r#"{"tls": false}"#), none).unwrap(),
+            None
+        );
+        // tlsverify given (even false) implies TLS; tls alone verifies clients.
+        let t = ApiTls::from_config(&fc(r#"{"tlsverify": false}"#), none)
+            .unwrap()
+            .unwrap();
+        assert!(!t.verify);
+        let home = |k: &str| (k == "HOME").then(|| "/home/u".to_string());
+        let t = ApiTls::from_config(&fc(r#"{"tls": true}"#), home)
+            .unwrap()
+            .unwrap();
+        assert!(t.verify);
+        assert_eq!(t.ca, PathBuf::from("/home/u/.docker/ca.pem"));
+        let env = |k: &str| match k {
+            "DOCKER_TLS_VERIFY" => Some("1".to_string()),
+            "DOCKER_CERT_PATH" => Some("/certs".to_string()),
+            _ => None,
+        };
+        let t = ApiTls::from_config(&fc(r#"{"tlscert": "/x/c.pem"}"#), env)
+            .unwrap()
+            .unwrap();
+        assert!(t.verify);
+        assert_eq!(t.ca, PathBuf::from("/certs/ca.pem"));
+        assert_eq!(t.cert, PathBuf::from("/x/c.pem"));
+    }
+
+    #[test]
+    fn plain_tcp_exposure() {
+        let plain = fc("{}");
+        assert!(check_tcp_exposure("unix:///x.sock", None, &plain).is_ok());
+        assert!(check_tcp_exposure("tcp://127.0.0.1:2375", None, &plain).is_ok());
+        assert!(check_tcp_exposure("tcp://[::1]:2375", None, &plain).is_ok());
+        assert!(check_tcp_exposure("tcp://localhost:2375", None, &plain).is_ok());
+        let e = check_tcp_exposure("tcp://0.0.0.0:2375", None, &plain).unwrap_err();
+        assert!(e.to_string().contains("--tls=false"), "{e}");
+        // Forced.
+        assert!(check_tcp_exposure("tcp://0.0.0.0:2375", None, &fc(r#"{"tls": false}"#)).is_ok());
+        // TLS without client verification, explicitly.
+        let f = fc(r#"{"tlsverify": false}"#);
+        let t = ApiTls::from_config(&f, |_| None).unwrap();
+        assert!(check_tcp_exposure("tcp://0.0.0.0:2376", t.as_ref(), &f).is_ok());
+        // Verified TLS is fine anywhere.
+        let f = fc(r#"{"tlsverify": true}"#);
+        let t = ApiTls::from_config(&f, |_| None).unwrap();
+        assert!(check_tcp_exposure("tcp://0.0.0.0:2376", t.as_ref(), &f).is_ok());
+    }
 }

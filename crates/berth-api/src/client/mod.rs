@@ -60,6 +60,11 @@ pub enum ClientError {
     NotUpgraded(StatusCode),
     #[error("I/O error talking to the daemon: {0}")]
     Io(#[from] io::Error),
+    /// A TLS failure (handshake refused, certificate not trusted…), in Go's words.
+    #[error("error during connect: {host}: {message}")]
+    Tls { host: String, message: String },
+    #[error("{0}")]
+    TlsConfig(#[from] crate::tls::TlsError),
 }
 
 impl ClientError {
@@ -86,11 +91,31 @@ impl ClientError {
 
 type Result<T, E = ClientError> = std::result::Result<T, E>;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone)]
 enum Transport {
     Unix(PathBuf),
     /// `host:port`
     Tcp(String),
+    /// `host:port` with TLS; the server's certificate must be valid for `name`.
+    Tls {
+        addr: String,
+        name: rustls::pki_types::ServerName<'static>,
+        connector: crate::tls::TlsConnector,
+    },
+}
+
+impl std::fmt::Debug for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Unix(p) => f.debug_tuple("Unix").field(p).finish(),
+            Self::Tcp(a) => f.debug_tuple("Tcp").field(a).finish(),
+            Self::Tls { addr, name, .. } => f
+                .debug_struct("Tls")
+                .field("addr", addr)
+                .field("name", name)
+                .finish(),
+        }
+    }
 }
 
 /// What `_ping` told us.
@@ -198,6 +223,45 @@ impl Client {
         }
     }
 
+    /// Speaks TLS with `config` to a `tcp://` host (a unix socket stays plain, as with the
+    /// Docker CLI).
+    pub fn with_tls(mut self, config: rustls::ClientConfig) -> Result<Self> {
+        if let Transport::Tcp(addr) = &self.transport {
+            let host = match addr.rsplit_once(':') {
+                Some((h, _)) => h,
+                None => addr.as_str(),
+            };
+            let name = crate::tls::server_name(host)?;
+            self.transport = Transport::Tls {
+                addr: addr.clone(),
+                name,
+                connector: crate::tls::TlsConnector::from(std::sync::Arc::new(config)),
+            };
+        }
+        Ok(self)
+    }
+
+    /// True when requests go over TLS.
+    pub fn is_tls(&self) -> bool {
+        matches!(self.transport, Transport::Tls { .. })
+    }
+
+    /// A second client to the same daemon with the same settings (for concurrent work);
+    /// the negotiated API version is carried over.
+    pub fn duplicate(&self) -> Self {
+        let negotiated = OnceCell::new();
+        if let Some(v) = self.negotiated.get() {
+            let _ = negotiated.set(*v);
+        }
+        Self {
+            transport: self.transport.clone(),
+            host: self.host.clone(),
+            pinned: self.pinned,
+            negotiated,
+            user_agent: self.user_agent.clone(),
+        }
+    }
+
     /// Uses this API version without negotiating (like `DOCKER_API_VERSION`).
     pub fn with_version(mut self, version: ApiVersion) -> Self {
         self.pinned = Some(version);
@@ -242,13 +306,58 @@ impl Client {
                 let _ = stream.set_nodelay(true);
                 handshake!(stream)
             }
+            Transport::Tls {
+                addr,
+                name,
+                connector,
+            } => {
+                let stream = TcpStream::connect(addr).await.map_err(connect_err)?;
+                let _ = stream.set_nodelay(true);
+                let tls = connector
+                    .connect(name.clone(), stream)
+                    .await
+                    .map_err(|e| self.tls_error(&e))?;
+                handshake!(tls)
+            }
         })
+    }
+
+    /// A TLS failure surfaced as an I/O error (tokio-rustls wraps rustls' errors).
+    fn tls_error(&self, e: &io::Error) -> ClientError {
+        ClientError::Tls {
+            host: self.host.clone(),
+            message: crate::tls::describe_io(e),
+        }
+    }
+
+    /// A hyper error caused by TLS (the server refusing our certificate shows up at the first
+    /// read after a TLS 1.3 handshake) becomes [`ClientError::Tls`].
+    fn classify(&self, e: hyper::Error) -> ClientError {
+        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+        while let Some(err) = source {
+            if let Some(r) = err.downcast_ref::<rustls::Error>() {
+                return ClientError::Tls {
+                    host: self.host.clone(),
+                    message: crate::tls::describe(r),
+                };
+            }
+            if let Some(io) = err.downcast_ref::<io::Error>() {
+                if let Some(r) = io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+                    return ClientError::Tls {
+                        host: self.host.clone(),
+                        message: crate::tls::describe(r),
+                    };
+                }
+            }
+            source = err.source();
+        }
+        ClientError::Http(e)
     }
 
     fn host_header(&self) -> HeaderValue {
         match &self.transport {
             Transport::Unix(_) => HeaderValue::from_static("localhost"),
-            Transport::Tcp(addr) => {
+            Transport::Tcp(addr) | Transport::Tls { addr, .. } => {
                 HeaderValue::from_str(addr).unwrap_or(HeaderValue::from_static("localhost"))
             }
         }
@@ -256,7 +365,7 @@ impl Client {
 
     async fn send(&self, req: Request<Body>) -> Result<Response<Incoming>> {
         let mut sender = self.connect().await?;
-        Ok(sender.send_request(req).await?)
+        sender.send_request(req).await.map_err(|e| self.classify(e))
     }
 
     fn request(
@@ -282,7 +391,13 @@ impl Client {
     /// `HEAD /_ping`.
     pub async fn ping(&self) -> Result<PingInfo> {
         let req = self.request(Method::HEAD, "/_ping", &[], empty_body())?;
-        let resp = self.send(req).await?;
+        let mut resp = self.send(req).await?;
+        if !resp.status().is_success() {
+            // As the Docker CLI: a failed HEAD is asked again with GET, whose body carries
+            // the reason (a HEAD answer has none).
+            let req = self.request(Method::GET, "/_ping", &[], empty_body())?;
+            resp = self.send(req).await?;
+        }
         let resp = check(resp).await?;
         let header = |name: &str| {
             resp.headers()

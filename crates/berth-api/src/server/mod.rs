@@ -34,7 +34,16 @@ pub enum Listener {
         path: PathBuf,
     },
     Tcp(TcpListener),
+    /// TCP with TLS: the handshake (and, with client verification, the client's certificate
+    /// check) happens before hyper sees the connection.
+    Tls {
+        listener: TcpListener,
+        config: Arc<rustls::ServerConfig>,
+    },
 }
+
+/// How long a TLS client may take to complete its handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ListenError {
@@ -84,6 +93,19 @@ impl Listener {
             })
     }
 
+    /// Binds a TCP address (`127.0.0.1:2376` or `tcp://127.0.0.1:2376`) and serves TLS on it
+    /// with `config`.
+    pub async fn bind_tls(addr: &str, config: rustls::ServerConfig) -> Result<Self, ListenError> {
+        let addr = addr.strip_prefix("tcp://").unwrap_or(addr);
+        match Self::bind_tcp(addr).await? {
+            Self::Tcp(listener) => Ok(Self::Tls {
+                listener,
+                config: Arc::new(config),
+            }),
+            other => Ok(other),
+        }
+    }
+
     /// Binds `unix:///path` or `tcp://host:port` (the daemon's `-H`).
     pub async fn bind(addr: &str) -> Result<Self, ListenError> {
         if let Some(path) = addr.strip_prefix("unix://") {
@@ -98,7 +120,7 @@ impl Listener {
     /// The bound address of a TCP listener (useful after binding port 0).
     pub fn local_addr(&self) -> Option<std::net::SocketAddr> {
         match self {
-            Self::Tcp(l) => l.local_addr().ok(),
+            Self::Tcp(l) | Self::Tls { listener: l, .. } => l.local_addr().ok(),
             Self::Unix { .. } => None,
         }
     }
@@ -110,6 +132,10 @@ impl Listener {
                 .local_addr()
                 .map(|a| format!("tcp://{a}"))
                 .unwrap_or_else(|_| "tcp://?".into()),
+            Self::Tls { listener, .. } => listener
+                .local_addr()
+                .map(|a| format!("tcp://{a} (TLS)"))
+                .unwrap_or_else(|_| "tcp://? (TLS)".into()),
         }
     }
 }
@@ -184,6 +210,16 @@ async fn accept_loop<B: Backend>(
                 let _ = stream.set_nodelay(true);
                 tracker.spawn(serve_connection(stream, shared.clone(), cancel.clone()));
             }
+            Ok(Accepted::Tls(stream, peer, acceptor)) => {
+                let _ = stream.set_nodelay(true);
+                let shared = shared.clone();
+                let cancel = cancel.clone();
+                tracker.spawn(async move {
+                    if let Some(tls) = tls_handshake(stream, peer, acceptor).await {
+                        serve_connection(tls, shared, cancel).await;
+                    }
+                });
+            }
             Err(e) => {
                 // EMFILE and friends: back off instead of spinning.
                 tracing::warn!(error = %e, "accepting an API connection failed");
@@ -199,12 +235,73 @@ async fn accept_loop<B: Backend>(
 enum Accepted {
     Unix(tokio::net::UnixStream),
     Tcp(tokio::net::TcpStream),
+    Tls(
+        tokio::net::TcpStream,
+        std::net::SocketAddr,
+        crate::tls::TlsAcceptor,
+    ),
 }
 
 async fn accept(listener: &Listener) -> io::Result<Accepted> {
     match listener {
         Listener::Unix { listener, .. } => listener.accept().await.map(|(s, _)| Accepted::Unix(s)),
         Listener::Tcp(listener) => listener.accept().await.map(|(s, _)| Accepted::Tcp(s)),
+        Listener::Tls { listener, config } => listener
+            .accept()
+            .await
+            .map(|(s, peer)| Accepted::Tls(s, peer, crate::tls::TlsAcceptor::from(config.clone()))),
+    }
+}
+
+/// Peeks until `buf` is full, the peer stops sending or closes (a TLS record header is 5
+/// bytes, so the first segment normally holds them all).
+async fn peek_full(stream: &tokio::net::TcpStream, buf: &mut [u8]) -> io::Result<usize> {
+    for _ in 0..10 {
+        let n = stream.peek(buf).await?;
+        if n == 0 || n == buf.len() {
+            return Ok(n);
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    stream.peek(buf).await
+}
+
+/// What Go's TLS server answers to a plain HTTP request (Docker's behaviour on its TLS port).
+const HTTP_ON_TLS_PORT: &[u8] =
+    b"HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n";
+
+/// Completes the TLS handshake of an accepted connection; a failure (no or a foreign client
+/// certificate, an expired one, plain HTTP, a timeout) is logged and the connection closed
+/// before any request is read.
+async fn tls_handshake(
+    stream: tokio::net::TcpStream,
+    peer: std::net::SocketAddr,
+    acceptor: crate::tls::TlsAcceptor,
+) -> Option<tokio_rustls::server::TlsStream<tokio::net::TcpStream>> {
+    use tokio::io::AsyncWriteExt;
+    // A TLS connection starts with a handshake record (0x16); these are the request-line
+    // starts Go's TLS server recognises as plain HTTP.
+    let mut first = [0u8; 5];
+    let peeked = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, peek_full(&stream, &mut first)).await;
+    if let Ok(Ok(5)) = peeked {
+        if [b"GET /", b"HEAD ", b"POST ", b"PUT /", b"OPTIO"].contains(&&first) {
+            tracing::warn!(%peer, "http: TLS handshake error from {peer}: client sent an HTTP request to an HTTPS server");
+            let mut stream = stream;
+            let _ = stream.write_all(HTTP_ON_TLS_PORT).await;
+            let _ = stream.shutdown().await;
+            return None;
+        }
+    }
+    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+        Ok(Ok(tls)) => Some(tls),
+        Ok(Err(e)) => {
+            tracing::warn!(%peer, "http: TLS handshake error from {peer}: {}", crate::tls::describe_io(&e));
+            None
+        }
+        Err(_) => {
+            tracing::warn!(%peer, "http: TLS handshake error from {peer}: timed out");
+            None
+        }
     }
 }
 

@@ -218,7 +218,9 @@ pub async fn run(
 
 /// A second client on the same daemon, for concurrent tasks.
 pub fn reconnect(client: &Client) -> CmdResult<Client> {
-    Ok(Client::from_host(client.host())?
+    // The same transport (TLS included) and negotiated version.
+    Ok(client
+        .duplicate()
         .with_user_agent(concat!("berth-compose/", env!("CARGO_PKG_VERSION"))))
 }
 

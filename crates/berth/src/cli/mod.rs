@@ -11,6 +11,7 @@
 
 mod auth;
 mod compose;
+mod connect;
 mod container;
 mod exec;
 mod flags;
@@ -118,12 +119,19 @@ pub fn eprintln_err(s: &str) {
 pub struct Ctx {
     host: Option<String>,
     config_dir: Option<PathBuf>,
+    tls: Option<connect::TlsOpts>,
 }
 
 impl Ctx {
-    /// The API client for `-H` / `BERTH_HOST` / `DOCKER_HOST`.
+    /// The API client for `-H` / `BERTH_HOST` / `DOCKER_HOST`, with TLS when asked for.
     pub fn client(&self) -> CliResult<Client> {
-        let client = Client::from_env(self.host.as_deref())?;
+        let mut client = Client::from_env(self.host.as_deref())?;
+        if let Some(tls) = &self.tls {
+            let data = tls.data().map_err(|e| CliError::msg(e.to_string()))?;
+            let config = berth_api::tls::client_config(&data, !tls.verify)
+                .map_err(|e| CliError::msg(e.to_string()))?;
+            client = client.with_tls(config)?;
+        }
         Ok(client.with_user_agent(concat!("berth-cli/", env!("CARGO_PKG_VERSION"))))
     }
 
@@ -223,11 +231,13 @@ fn global_spec() -> Spec {
         )
         .short('l')
         .default("\"info\""),
-        Flag::bool("tls", "Use TLS; implied by --tlsverify (not supported)").hidden(),
-        Flag::bool("tlsverify", "Use TLS and verify the remote (not supported)").hidden(),
-        Flag::value("tlscacert", "string", "Trust certs signed only by this CA").hidden(),
-        Flag::value("tlscert", "string", "Path to TLS certificate file").hidden(),
-        Flag::value("tlskey", "string", "Path to TLS key file").hidden(),
+        Flag::bool("tls", "Use TLS; implied by --tlsverify"),
+        Flag::value("tlscacert", "string", "Trust certs signed only by this CA")
+            .default("\"~/.docker/ca.pem\""),
+        Flag::value("tlscert", "string", "Path to TLS certificate file")
+            .default("\"~/.docker/cert.pem\""),
+        Flag::value("tlskey", "string", "Path to TLS key file").default("\"~/.docker/key.pem\""),
+        Flag::bool("tlsverify", "Use TLS and verify the remote"),
         Flag::bool("version", "Print version information and quit").short('v'),
     ])
     .not_interspersed()
@@ -247,14 +257,6 @@ fn run_cli(args: Vec<String>) -> CliResult<()> {
             option_env!("BERTH_GIT_COMMIT").unwrap_or("unknown")
         ));
     }
-    if ["tls", "tlsverify", "tlscacert", "tlscert", "tlskey"]
-        .iter()
-        .any(|f| m.changed(f))
-    {
-        return Err(CliError::msg(
-            "berth: TLS connections to the daemon are not implemented; use a unix socket or plain tcp://",
-        ));
-    }
     if let Some(c) = m.value("context") {
         if c != "default" {
             return Err(CliError::msg(format!(
@@ -272,9 +274,14 @@ fn run_cli(args: Vec<String>) -> CliResult<()> {
             .with_max_level(tracing::Level::DEBUG)
             .try_init();
     }
+    let config_dir = m.string("config").map(PathBuf::from);
+    let tls = connect::tls_opts(&m, &auth::config_dir(config_dir.as_deref()), |k| {
+        std::env::var(k).ok()
+    });
     let ctx = Ctx {
         host: hosts.into_iter().next(),
-        config_dir: m.string("config").map(PathBuf::from),
+        config_dir,
+        tls,
     };
     let mut rest = m.args;
     if rest.is_empty() {

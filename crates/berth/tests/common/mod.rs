@@ -69,6 +69,11 @@ impl Out {
         }
     }
 
+    /// The output of a finished command.
+    pub fn of(o: Output) -> Out {
+        Out::from(o)
+    }
+
     /// Asserts success and returns trimmed stdout.
     #[track_caller]
     pub fn ok(&self) -> String {
@@ -93,6 +98,8 @@ pub struct Daemon {
     /// test creates get `spare_subnet(1..=3)` (also the daemon's `default-address-pools`).
     pub block: TestBlock,
     config: String,
+    /// More `berth daemon` arguments (e.g. another `-H`).
+    extra_args: Vec<String>,
     child: Option<Child>,
     log: PathBuf,
 }
@@ -181,7 +188,16 @@ impl Daemon {
         Daemon::start_with_root_lengths(config, Some(len))
     }
 
+    /// A daemon with `config` as daemon.json and more command-line arguments.
+    pub fn start_with_args(config: &str, args: &[&str]) -> Daemon {
+        Daemon::start_full(config, None, args)
+    }
+
     fn start_with_root_lengths(config: &str, len: Option<usize>) -> Daemon {
+        Daemon::start_full(config, len, &[])
+    }
+
+    fn start_full(config: &str, len: Option<usize>, args: &[&str]) -> Daemon {
         let dir = tempfile::Builder::new()
             .prefix("bt-")
             .rand_bytes(6)
@@ -199,6 +215,7 @@ impl Daemon {
             log: dir.join("daemon.log"),
             dir,
             config: config.to_string(),
+            extra_args: args.iter().map(|a| a.to_string()).collect(),
             child: None,
         };
         if let Some(len) = len {
@@ -252,6 +269,7 @@ impl Daemon {
             .arg(format!("unix://{}", self.sock.display()))
             .arg("--config-file")
             .arg(&cfg_path)
+            .args(&self.extra_args)
             .env("BERTH_LOG", "info,berth=debug,berth_engine=debug")
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
