@@ -433,7 +433,15 @@ impl Puller {
         {
             return Ok(false);
         }
+        berth_image::crashpoint::here("pull-manifest");
         let config_digest = res.manifest.config.digest.clone();
+        // References: the tag (or digest), and the digest reference (RepoDigests). A new
+        // image is recorded together with them, so an interrupted pull leaves nothing.
+        let mut refs = vec![r.repository().with_digest(res.digest.clone())];
+        if r.digest().is_none() {
+            refs.insert(0, r.clone());
+        }
+        let before = self.store.resolve_id(&r.to_string()).ok();
         let id = if self.store.get(&config_digest).is_some() {
             // The image is here already: nothing to download (as dockerd).
             config_digest.clone()
@@ -441,25 +449,23 @@ impl Puller {
             // Layers are committed without waiting for the disk; flush them once the pull
             // is over, however it ends (see berth_image::pending).
             let _flush = FlushPulledOnDrop(self.store.clone());
-            self.pull_layers(&repo, r, &res, explicit_platform, tx)
+            self.pull_layers(&repo, r, &res, explicit_platform, &refs, tx)
                 .await?
         };
-        // References: the tag (or digest), and the digest reference (RepoDigests).
         let store = self.store.clone();
         let rr = r.clone();
-        let digest = res.digest.clone();
-        let updated = tokio::task::spawn_blocking(move || -> Result<bool, ImageError> {
-            let digest_ref = rr.repository().with_digest(digest);
-            let before = store.resolve_id(&rr.to_string()).ok();
+        let id2 = id.clone();
+        tokio::task::spawn_blocking(move || -> Result<(), ImageError> {
+            // Idempotent for a new image; tags an image that was here already.
             if rr.digest().is_none() {
-                store.tag_id(&id, &rr)?;
+                store.tag_id(&id2, &rr)?;
             }
-            store.add_digest_ref(&id, &digest_ref)?;
-            Ok(before.as_ref() != Some(&id))
+            store.add_digest_ref(&id2, &refs[refs.len() - 1])
         })
         .await
         .map_err(join_err)?
         .map_err(image_error)?;
+        let updated = before.as_ref() != Some(&id);
         let mut attrs = BTreeMap::new();
         attrs.insert("name".to_string(), r.familiar_name());
         self.events.emit("image", "pull", &r.familiar(), attrs);
@@ -474,6 +480,7 @@ impl Puller {
         r: &Reference,
         res: &Resolved,
         explicit_platform: Option<&Platform>,
+        refs: &[Reference],
         tx: &Tx,
     ) -> Result<Digest, ApiError> {
         let m = &res.manifest;
@@ -598,17 +605,20 @@ impl Puller {
             extra.push(d);
         }
 
+        berth_image::crashpoint::here("pull-layers-done");
         let store = self.store.clone();
         let cfg = config_bytes.clone();
         let layers2 = layers.clone();
+        let refs = refs.to_vec();
         let img = tokio::task::spawn_blocking(move || {
-            store.create_image(
+            store.create_image_with_refs(
                 &cfg,
                 &layers2,
                 CreateOptions {
                     parent: None,
                     extra_blobs: extra,
                 },
+                &refs,
             )
         })
         .await
@@ -742,7 +752,12 @@ impl Puller {
                         size: Some(expect_size),
                         diff_id: Some(&diff_id),
                     },
-                    &mut |n| p.tick(n, n == expect_size),
+                    &mut |n| {
+                        if n >= expect_size / 2 && n < expect_size {
+                            berth_image::crashpoint::here("pull-mid-layer");
+                        }
+                        p.tick(n, n == expect_size)
+                    },
                 )
             })
             .await;

@@ -41,6 +41,7 @@ pub mod changes;
 pub mod commit;
 pub mod compress;
 pub mod config;
+pub mod crashpoint;
 pub mod digest;
 pub mod distmeta;
 pub mod error;

@@ -9,8 +9,10 @@
 //!
 //! Records and the index are replaced atomically (temp file + fsync + rename + dir fsync).
 //! Creating an image writes blobs, then layers, then the record, then the index; deleting
-//! goes the other way. A crash between steps leaves at worst an untagged (dangling) image or
-//! unreferenced layers and blobs, which [`ImageStore::open`] removes. A record that fails to
+//! goes the other way. A crash between steps leaves at worst unreferenced layers and blobs,
+//! which [`ImageStore::open`] removes, or, for an image created without references, an
+//! untagged (dangling) image; one created with its references (a pull) is announced in
+//! `image/incomplete/` until they are written, and removed at open if they were not. A record that fails to
 //! parse is reported and skipped (and garbage collection is then skipped for that start, so
 //! nothing it might reference is lost).
 //!
@@ -266,6 +268,40 @@ fn records_dir(root: &Path) -> PathBuf {
     root.join("image").join("records")
 }
 
+/// Markers of records being created together with their references (see
+/// [`ImageStore::create_image_with_refs`]).
+fn incomplete_dir(root: &Path) -> PathBuf {
+    root.join("image").join("incomplete")
+}
+
+/// Drops records announced as incomplete that no reference points at (their creation was
+/// interrupted before the references were written), and the markers.
+fn drop_incomplete(root: &Path, state: &mut State) -> Result<(), ImageError> {
+    let dir = incomplete_dir(root);
+    let entries = match fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(fsutil::PathError::new("list", dir, e).into()),
+    };
+    for ent in entries {
+        let ent = ent.map_err(fsutil::ctx("list", &dir))?;
+        let name = ent.file_name().to_string_lossy().into_owned();
+        if let Ok(id) = Digest::parse(&format!("sha256:{name}")) {
+            let referenced = state.refs.values().any(|v| *v == id);
+            if state.images.contains_key(&id) && !referenced {
+                tracing::warn!(image = %id, "removing an image whose pull or load was interrupted before it was tagged");
+                let rec = records_dir(root).join(format!("{name}.json"));
+                fs::remove_file(&rec).map_err(fsutil::ctx("remove", &rec))?;
+                state.images.remove(&id);
+            }
+        }
+        let path = ent.path();
+        fs::remove_file(&path).map_err(fsutil::ctx("remove", &path))?;
+    }
+    fsutil::fsync_dir(&records_dir(root)).map_err(fsutil::ctx("sync", &records_dir(root)))?;
+    Ok(())
+}
+
 impl ImageStore {
     /// Opens (creating) the store under `data_root` and loads every record. Leftovers of
     /// interrupted operations are removed; unparsable records are reported and skipped.
@@ -334,6 +370,8 @@ impl ImageStore {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(fsutil::PathError::new("read", repos_path, e).into()),
         }
+
+        drop_incomplete(data_root, &mut state)?;
 
         let store = ImageStore {
             data_root: data_root.to_path_buf(),
@@ -505,6 +543,22 @@ impl ImageStore {
         layers: &[ImageLayer],
         opts: CreateOptions,
     ) -> Result<Arc<Image>, ImageError> {
+        self.create_image_with_refs(config_bytes, layers, opts, &[])
+    }
+
+    /// [`ImageStore::create_image`], and points `refs` (tags, which get the default tag, and
+    /// digest references) at the image in the same step: a crash in between leaves no
+    /// untagged image behind. A new record is announced by a marker in `image/incomplete/`
+    /// until its references are written; [`ImageStore::open`] removes a record it finds so
+    /// announced that nothing references (it was never visible: both writes happen under the
+    /// store's lock).
+    pub fn create_image_with_refs(
+        &self,
+        config_bytes: &[u8],
+        layers: &[ImageLayer],
+        opts: CreateOptions,
+        refs: &[Reference],
+    ) -> Result<Arc<Image>, ImageError> {
         let config = ImageConfig::parse(config_bytes)?;
         let diff_ids: Vec<DiffId> = layers.iter().map(|l| l.diff_id.clone()).collect();
         if config.rootfs.diff_ids != diff_ids {
@@ -531,20 +585,48 @@ impl ImageStore {
         let id = Digest::sha256_of(config_bytes);
         let _pin = self.pin_blob(&id);
         self.cas.put_bytes(config_bytes)?;
+        let mut refs: Vec<Reference> = refs
+            .iter()
+            .map(|r| {
+                if r.digest().is_some() {
+                    r.clone()
+                } else {
+                    r.clone().with_default_tag()
+                }
+            })
+            .collect();
+        refs.dedup();
         let mut st = self.write();
         if st.images.contains_key(&id) {
+            for r in &refs {
+                if r.digest().is_some() {
+                    st.refs.insert(r.clone(), id.clone());
+                    self.write_refs(&st)?;
+                } else {
+                    self.set_tag_locked(&mut st, &id, r)?;
+                }
+            }
             return st
                 .image(&id)
                 .ok_or_else(|| ImageError::Internal("image vanished".into()));
         }
+        let tagged = refs.iter().any(|r| r.digest().is_none());
         let file = RecordFile {
             id: id.clone(),
             layers: layers.to_vec(),
             parent: opts.parent,
-            last_tag_time: None,
+            last_tag_time: tagged.then(config::now_rfc3339),
             extra_blobs: opts.extra_blobs,
         };
+        let incomplete = incomplete_dir(&self.data_root);
+        let marker = id.hex().to_string();
+        if !refs.is_empty() {
+            fs::create_dir_all(&incomplete).map_err(fsutil::ctx("create", &incomplete))?;
+            fsutil::write_atomic(&incomplete, &marker, b"")
+                .map_err(fsutil::ctx("write", &incomplete.join(&marker)))?;
+        }
         self.write_record(&file)?;
+        crate::crashpoint::here("image-recorded");
         st.images.insert(
             id.clone(),
             Arc::new(Record {
@@ -552,6 +634,17 @@ impl ImageStore {
                 config: Arc::new(config),
             }),
         );
+        if !refs.is_empty() {
+            for r in &refs {
+                if let Some(prev) = st.refs.insert(r.clone(), id.clone()).filter(|p| *p != id) {
+                    tracing::debug!(tag = %r, from = %prev, to = %id, "tag moved");
+                }
+            }
+            self.write_refs(&st)?;
+            // Losing this removal in a power failure is harmless: at open, an announced
+            // record with references stays.
+            let _ = fs::remove_file(incomplete.join(&marker));
+        }
         tracing::debug!(image = %id, layers = layers.len(), "image recorded");
         st.image(&id)
             .ok_or_else(|| ImageError::Internal("image vanished".into()))

@@ -732,3 +732,86 @@ fn image_load_errors_are_reported_in_the_stream() {
     assert_eq!(o.status, 1, "{o:?}");
     assert!(!o.stderr.trim().is_empty());
 }
+
+/// Image IDs (`images -a`) and layer directories of a daemon.
+fn images_and_layers(d: &Daemon) -> (String, Vec<String>) {
+    let ids = d.berth(["images", "-a", "-q", "--no-trunc"]).ok();
+    let mut layers: Vec<String> = std::fs::read_dir(d.data_root.join("overlay2"))
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n != "l" && n != "empty")
+                .collect()
+        })
+        .unwrap_or_default();
+    layers.sort();
+    (ids.trim().to_string(), layers)
+}
+
+/// A pull killed (kill -9) at any point leaves either nothing or the complete, tagged
+/// image: after the manifest, in the middle of a layer, after the last layer, and after the
+/// image record is written but before its tags.
+#[test]
+fn interrupted_pulls_leave_nothing_or_the_tagged_image() {
+    use std::os::unix::process::ExitStatusExt;
+    let reg = common::DockerRegistry::start(&[]);
+    let mut d = Daemon::start();
+    d.load_busybox();
+    // Two layers: busybox's and 4 MB of random data (compresses to no less, so the
+    // download is long enough to be cut in the middle).
+    d.berth([
+        "run",
+        "--name",
+        "src",
+        "busybox",
+        "dd",
+        "if=/dev/urandom",
+        "of=/big",
+        "bs=1M",
+        "count=4",
+    ])
+    .ok();
+    let img = format!("{}/t/crash:v1", reg.addr());
+    d.berth(["commit", "src", &img]).ok();
+    d.berth(["push", &img]).ok();
+    d.berth(["rm", "src"]).ok();
+    d.berth(["rmi", &img, "busybox"]).ok();
+    assert_eq!(images_and_layers(&d), (String::new(), Vec::new()));
+
+    for point in [
+        "pull-manifest",
+        "pull-mid-layer",
+        "pull-layers-done",
+        "image-recorded",
+    ] {
+        d.stop();
+        d.env = vec![("BERTH_TEST_CRASH_AT".into(), point.into())];
+        d.start_again();
+        let o = d.berth(["pull", &img]);
+        assert_ne!(
+            o.status, 0,
+            "{point}: the pull should have died: {}",
+            o.stdout
+        );
+        let st = d
+            .wait_exited(std::time::Duration::from_secs(20))
+            .unwrap_or_else(|| panic!("{point}: the daemon did not crash"));
+        assert_eq!(st.signal(), Some(9), "{point}: {st}");
+        d.env.clear();
+        d.start_again();
+        assert_eq!(
+            images_and_layers(&d),
+            (String::new(), Vec::new()),
+            "after a crash at {point}"
+        );
+    }
+
+    // The complete pull then works, tagged, with all of its content.
+    d.berth(["pull", &img]).ok();
+    let tags = d
+        .berth(["images", "--format", "{{.Repository}}:{{.Tag}}"])
+        .ok();
+    assert_eq!(tags.trim(), img);
+    let size = d.berth(["run", "--rm", &img, "wc", "-c", "/big"]).ok();
+    assert_eq!(size.split_whitespace().next(), Some("4194304"));
+}

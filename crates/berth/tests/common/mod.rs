@@ -100,6 +100,8 @@ pub struct Daemon {
     config: String,
     /// More `berth daemon` arguments (e.g. another `-H`).
     extra_args: Vec<String>,
+    /// Extra environment of the daemon process (set before a start).
+    pub env: Vec<(String, String)>,
     child: Option<Child>,
     log: PathBuf,
 }
@@ -216,6 +218,7 @@ impl Daemon {
             dir,
             config: config.to_string(),
             extra_args: args.iter().map(|a| a.to_string()).collect(),
+            env: Vec::new(),
             child: None,
         };
         if let Some(len) = len {
@@ -271,6 +274,7 @@ impl Daemon {
             .arg(&cfg_path)
             .args(&self.extra_args)
             .env("BERTH_LOG", "info,berth=debug,berth_engine=debug")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -318,6 +322,23 @@ impl Daemon {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+
+    /// Waits for the daemon to end by itself; returns how it ended.
+    pub fn wait_exited(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(c) = self.child.as_mut() {
+                if let Ok(Some(st)) = c.try_wait() {
+                    self.child = None;
+                    return Some(st);
+                }
+            } else {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
     }
 
     /// Graceful stop (SIGTERM).
