@@ -240,7 +240,7 @@ impl Backend for Daemon {
                 return Err(ApiError::bad_request("links are not supported by berth"));
             }
             let c = e.lookup(&id)?;
-            e.remove_container(&c, opts.force).await
+            e.remove_container(&c, opts.force, opts.volumes).await
         }
     }
 
@@ -498,24 +498,50 @@ impl Backend for Daemon {
         async move { e.images_get(names).await }
     }
 
-    async fn volume_list(
+    fn volume_list(
         &self,
         _ctx: RequestContext,
-        _filters: Filters,
-    ) -> Result<VolumeListResponse, ApiError> {
-        {
-            // berth has no volumes yet: the list is truthfully empty.
-            Ok(VolumeListResponse {
-                volumes: Some(Vec::new()),
-                warnings: None,
-            })
-        }
+        filters: Filters,
+    ) -> impl Future<Output = Result<VolumeListResponse, ApiError>> + Send {
+        let e = self.0.clone();
+        async move { e.volume_list(filters).await }
     }
 
-    async fn volume_inspect(&self, _ctx: RequestContext, name: String) -> Result<Volume, ApiError> {
-        {
-            Err(ApiError::not_found(format!("get {name}: no such volume")))
-        }
+    fn volume_create(
+        &self,
+        _ctx: RequestContext,
+        body: VolumeCreateBody,
+    ) -> impl Future<Output = Result<Volume, ApiError>> + Send {
+        let e = self.0.clone();
+        async move { e.volume_create(body).await }
+    }
+
+    fn volume_inspect(
+        &self,
+        _ctx: RequestContext,
+        name: String,
+    ) -> impl Future<Output = Result<Volume, ApiError>> + Send {
+        let e = self.0.clone();
+        async move { e.volume_inspect(&name).await }
+    }
+
+    fn volume_remove(
+        &self,
+        _ctx: RequestContext,
+        name: String,
+        force: bool,
+    ) -> impl Future<Output = Result<(), ApiError>> + Send {
+        let e = self.0.clone();
+        async move { e.volume_remove(&name, force).await }
+    }
+
+    fn volume_prune(
+        &self,
+        ctx: RequestContext,
+        filters: Filters,
+    ) -> impl Future<Output = Result<VolumesPruneReport, ApiError>> + Send {
+        let e = self.0.clone();
+        async move { e.volume_prune(ctx.api_version, filters).await }
     }
 
     fn network_list(

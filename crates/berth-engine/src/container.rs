@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use berth_api::models::{ContainerConfig, HostConfig, MountPoint};
+use berth_api::models::{ContainerConfig, HostConfig};
 use berth_runtime::{AttachStream, ShimClient};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -94,7 +94,8 @@ pub struct ContainerRecord {
     pub hostname_path: String,
     pub hosts_path: String,
     pub resolv_conf_path: String,
-    pub mounts: Vec<MountPoint>,
+    /// Binds, volumes and `--mount` tmpfs mounts (inspect's `Mounts`).
+    pub mounts: Vec<crate::volumes::MountRecord>,
     /// Docker's HasBeenStartedBefore: decides whether a restart reuses the rw layer.
     #[serde(default)]
     pub has_been_started: bool,

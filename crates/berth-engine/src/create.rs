@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use berth_api::models::{
-    ContainerConfig, ContainerCreateBody, ContainerCreateResponse, HostConfig, MountPoint,
+    ContainerConfig, ContainerCreateBody, ContainerCreateResponse, HostConfig,
 };
 use berth_api::ApiError;
 use chrono::Utc;
@@ -69,7 +69,13 @@ impl Engine {
         let network_mode = self.network_mode(&hc, &mut warnings)?;
         let endpoints_config =
             self.endpoints_config(&network_mode, body.networking_config.as_ref())?;
-        let mounts = parse_mounts(&hc)?;
+        let anonymous: Vec<String> = config
+            .volumes
+            .iter()
+            .flatten()
+            .map(|(k, _)| k.clone())
+            .collect();
+        let mount_plan = crate::volumes::mounts::plan(&hc, &anonymous)?;
 
         // Logging: the daemon's json-file defaults unless the container overrides them.
         let (log_enabled, log_max_size, log_max_file) = self.log_settings(&mut hc)?;
@@ -122,7 +128,7 @@ impl Engine {
             hostname_path: dir.join("hostname").to_string_lossy().into_owned(),
             hosts_path: dir.join("hosts").to_string_lossy().into_owned(),
             resolv_conf_path: dir.join("resolv.conf").to_string_lossy().into_owned(),
-            mounts,
+            mounts: Vec::new(),
             has_been_started: false,
             log_max_size,
             log_max_file,
@@ -134,7 +140,7 @@ impl Engine {
         // Reserve the name before doing any work, so two creates cannot both take it.
         let name = self.reserve_name(&id, name)?;
         let result = self
-            .materialize(rec, &name, &image, &hostname, &extra_hosts)
+            .materialize(rec, &name, &image, &hostname, &extra_hosts, mount_plan)
             .await;
         match result {
             Ok(c) => {
@@ -158,17 +164,36 @@ impl Engine {
         image: &crate::images::ImageRef,
         hostname: &str,
         extra_hosts: &[(String, String)],
+        mount_plan: crate::volumes::MountPlan,
     ) -> Result<Arc<Container>, ApiError> {
         rec.name = name.to_string();
         let dir = self.container_dir(&rec.id);
         std::fs::create_dir_all(&dir)
             .map_err(|e| ApiError::internal(format!("cannot create {}: {e}", dir.display())))?;
         self.create_rw_layer(&rec.id, image).await?;
-        write_net_files(&dir, &rec, hostname, extra_hosts, self.daemon_dns())
-            .map_err(|e| ApiError::internal(format!("cannot write the container's files: {e}")))?;
-        let c = Container::new(rec, &self.cfg.data_root, &self.cfg.exec_root);
-        c.save()
-            .map_err(|e| ApiError::internal(format!("cannot save the container record: {e}")))?;
+        let tmpfs: Vec<String> = rec
+            .host_config
+            .tmpfs
+            .iter()
+            .flatten()
+            .map(|(d, _)| crate::volumes::mounts::clean_path(d))
+            .collect();
+        rec.mounts = self.attach_volumes(&rec.id, mount_plan, &tmpfs).await?;
+        let saved = write_net_files(&dir, &rec, hostname, extra_hosts, self.daemon_dns())
+            .map_err(|e| ApiError::internal(format!("cannot write the container's files: {e}")))
+            .and_then(|()| {
+                let c = Container::new(rec.clone(), &self.cfg.data_root, &self.cfg.exec_root);
+                c.save().map(|()| c).map_err(|e| {
+                    ApiError::internal(format!("cannot save the container record: {e}"))
+                })
+            });
+        let c = match saved {
+            Ok(c) => c,
+            Err(e) => {
+                self.detach_volumes(&rec.id, &rec.mounts, true).await;
+                return Err(e);
+            }
+        };
         let mut cs = self.containers.write().unwrap_or_else(|p| p.into_inner());
         cs.by_id.insert(c.id.clone(), c.clone());
         Ok(c)
@@ -374,9 +399,6 @@ fn validate_host_config(hc: &HostConfig) -> Result<(), ApiError> {
             hc.cgroupns_mode
         )));
     }
-    if hc.volumes_from.as_ref().is_some_and(|v| !v.is_empty()) {
-        return bad("--volumes-from is not supported by berth yet");
-    }
     if hc.links.as_ref().is_some_and(|v| !v.is_empty()) {
         return bad("--link (legacy container links) is not supported by berth; put the containers on a user-defined network, where they resolve each other by name");
     }
@@ -476,8 +498,15 @@ pub(crate) fn merge_image_config(c: &mut ContainerConfig, img: &ContainerConfig)
     if c.stop_timeout.is_none() {
         c.stop_timeout = img.stop_timeout;
     }
-    if c.volumes.as_ref().is_none_or(|v| v.is_empty()) {
-        c.volumes = img.volumes.clone();
+    // Volumes: the union of the request's and the image's (moby's `merge`).
+    match (&mut c.volumes, &img.volumes) {
+        (Some(mine), Some(theirs)) => {
+            for (k, v) in theirs {
+                mine.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+        }
+        (None, Some(theirs)) => c.volumes = Some(theirs.clone()),
+        _ => {}
     }
     if c.on_build.is_none() {
         c.on_build = img.on_build.clone();
@@ -499,207 +528,6 @@ pub(crate) fn command_of(c: &ContainerConfig) -> Result<(String, Vec<String>), A
     }
     let path = argv.remove(0);
     Ok((path, argv))
-}
-
-/// Bind mounts and tmpfs from `Binds`, `Mounts` and `Tmpfs`, as inspect reports them.
-pub(crate) fn parse_mounts(hc: &HostConfig) -> Result<Vec<MountPoint>, ApiError> {
-    let mut out: Vec<MountPoint> = Vec::new();
-    let mut seen = std::collections::HashSet::new();
-    let mut add = |m: MountPoint, out: &mut Vec<MountPoint>| -> Result<(), ApiError> {
-        if !seen.insert(m.destination.clone()) {
-            return Err(ApiError::bad_request(format!(
-                "Duplicate mount point: {}",
-                m.destination
-            )));
-        }
-        out.push(m);
-        Ok(())
-    };
-    for b in hc.binds.clone().unwrap_or_default() {
-        add(parse_bind(&b)?, &mut out)?;
-    }
-    for m in hc.mounts.clone().unwrap_or_default() {
-        let target = m.target.clone();
-        if target.is_empty() {
-            return Err(ApiError::bad_request(
-                "invalid mount config: Target must not be empty",
-            ));
-        }
-        if !target.starts_with('/') {
-            return Err(ApiError::bad_request(format!(
-                "invalid mount config for type \"{}\": invalid mount path: '{target}' mount path must be absolute",
-                m.kind
-            )));
-        }
-        match m.kind.as_str() {
-            "bind" => {
-                if m.source.is_empty() {
-                    return Err(ApiError::bad_request(
-                        "invalid mount config for type \"bind\": field Source must not be empty",
-                    ));
-                }
-                if !Path::new(&m.source).is_absolute() {
-                    return Err(ApiError::bad_request(format!(
-                        "invalid mount config for type \"bind\": invalid mount path: '{}' mount path must be absolute",
-                        m.source
-                    )));
-                }
-                if !Path::new(&m.source).exists() {
-                    return Err(ApiError::bad_request(format!(
-                        "invalid mount config for type \"bind\": bind source path does not exist: {}",
-                        m.source
-                    )));
-                }
-                let propagation = m
-                    .bind_options
-                    .as_ref()
-                    .map(|b| b.propagation.clone())
-                    .filter(|p| !p.is_empty())
-                    .unwrap_or_else(|| "rprivate".to_string());
-                add(
-                    MountPoint {
-                        kind: "bind".into(),
-                        name: String::new(),
-                        source: m.source.clone(),
-                        destination: target,
-                        driver: String::new(),
-                        mode: String::new(),
-                        rw: !m.read_only,
-                        propagation,
-                    },
-                    &mut out,
-                )?;
-            }
-            "tmpfs" => {
-                if !m.source.is_empty() {
-                    return Err(ApiError::bad_request(
-                        "invalid mount config for type \"tmpfs\": field Source must not be specified",
-                    ));
-                }
-                let mut opts = Vec::new();
-                if let Some(t) = &m.tmpfs_options {
-                    if t.size_bytes > 0 {
-                        opts.push(format!("size={}", t.size_bytes));
-                    }
-                    if t.mode > 0 {
-                        opts.push(format!("mode={:o}", t.mode));
-                    }
-                }
-                if m.read_only {
-                    opts.push("ro".into());
-                }
-                add(
-                    MountPoint {
-                        kind: "tmpfs".into(),
-                        name: String::new(),
-                        source: String::new(),
-                        destination: target,
-                        driver: String::new(),
-                        mode: opts.join(","),
-                        rw: !m.read_only,
-                        propagation: String::new(),
-                    },
-                    &mut out,
-                )?;
-            }
-            "volume" => {
-                return Err(ApiError::bad_request(
-                    "named volumes are not supported by berth yet; use a bind mount (type=bind)",
-                ))
-            }
-            other => {
-                return Err(ApiError::bad_request(format!(
-                    "invalid mount config: mount type unknown: \"{other}\""
-                )))
-            }
-        }
-    }
-    for (dest, opts) in hc.tmpfs.clone().unwrap_or_default() {
-        if !dest.starts_with('/') {
-            return Err(ApiError::bad_request(format!(
-                "invalid mount path: '{dest}' mount path must be absolute"
-            )));
-        }
-        add(
-            MountPoint {
-                kind: "tmpfs".into(),
-                name: String::new(),
-                source: String::new(),
-                destination: dest,
-                driver: String::new(),
-                mode: opts,
-                rw: true,
-                propagation: String::new(),
-            },
-            &mut out,
-        )?;
-    }
-    Ok(out)
-}
-
-/// `-v /host:/ctr[:opts]`.
-fn parse_bind(spec: &str) -> Result<MountPoint, ApiError> {
-    let invalid = || ApiError::bad_request(format!("invalid volume specification: '{spec}'"));
-    let parts: Vec<&str> = spec.split(':').collect();
-    let (src, dst, mode) = match parts.as_slice() {
-        [dst] => {
-            let _ = dst;
-            return Err(ApiError::bad_request(
-                "anonymous volumes are not supported by berth yet; use a bind mount (-v /host/path:/path)",
-            ));
-        }
-        [src, dst] => (*src, *dst, ""),
-        [src, dst, mode] => (*src, *dst, *mode),
-        _ => return Err(invalid()),
-    };
-    if src.is_empty() || dst.is_empty() {
-        return Err(invalid());
-    }
-    if !dst.starts_with('/') {
-        return Err(ApiError::bad_request(format!(
-            "invalid volume specification: '{spec}': invalid mount config for type \"bind\": invalid mount path: '{dst}' mount path must be absolute"
-        )));
-    }
-    if !src.starts_with('/') {
-        return Err(ApiError::bad_request(format!(
-            "named volumes are not supported by berth yet ('{src}'); use an absolute host path"
-        )));
-    }
-    if dst == "/" {
-        return Err(ApiError::bad_request(format!(
-            "invalid volume specification: '{spec}': invalid mount config for type \"bind\": invalid specification: destination can't be '/'"
-        )));
-    }
-    let mut rw = true;
-    let mut propagation = "rprivate".to_string();
-    let mut mode_out = Vec::new();
-    for m in mode.split(',').filter(|m| !m.is_empty()) {
-        match m {
-            "ro" => rw = false,
-            "rw" => rw = true,
-            "z" | "Z" => {
-                return Err(ApiError::bad_request(
-                    "SELinux relabelling (:z/:Z) is not supported by berth",
-                ))
-            }
-            "shared" | "rshared" | "slave" | "rslave" | "private" | "rprivate" => {
-                propagation = m.to_string()
-            }
-            "nocopy" => {}
-            _ => return Err(invalid()),
-        }
-        mode_out.push(m);
-    }
-    Ok(MountPoint {
-        kind: "bind".into(),
-        name: String::new(),
-        source: src.to_string(),
-        destination: dst.to_string(),
-        driver: String::new(),
-        mode: mode_out.join(","),
-        rw,
-        propagation,
-    })
 }
 
 /// Writes /etc/hostname, /etc/hosts and /etc/resolv.conf for the container (world-readable, as
@@ -779,32 +607,6 @@ mod tests {
         let mut c = cfg(r#"{"Image":"x"}"#);
         merge_image_config(&mut c, &ContainerConfig::default());
         assert_eq!(command_of(&c).unwrap_err().message, "No command specified");
-    }
-
-    #[test]
-    fn binds() {
-        let m = parse_bind("/tmp:/data:ro").unwrap();
-        assert_eq!(
-            (m.source.as_str(), m.destination.as_str(), m.rw),
-            ("/tmp", "/data", false)
-        );
-        assert_eq!(m.mode, "ro");
-        assert!(parse_bind("/tmp:data").is_err());
-        assert!(parse_bind("/tmp:/").is_err());
-        assert!(parse_bind("/tmp:/d:bogus").is_err());
-        assert!(parse_bind("vol:/d")
-            .unwrap_err()
-            .message
-            .contains("named volumes"));
-        assert!(parse_bind("/d")
-            .unwrap_err()
-            .message
-            .contains("anonymous volumes"));
-        let hc: HostConfig = serde_json::from_str(r#"{"Binds":["/tmp:/a","/tmp:/a"]}"#).unwrap();
-        assert_eq!(
-            parse_mounts(&hc).unwrap_err().message,
-            "Duplicate mount point: /a"
-        );
     }
 
     #[test]

@@ -153,7 +153,7 @@ impl Engine {
             },
             size_rw,
             size_root_fs: size_root,
-            mounts: r.mounts.clone(),
+            mounts: crate::volumes::inspect_points(&r),
             config: Some(r.config.clone()),
             network_settings: Some({
                 let sb = r.sandbox.as_ref().filter(|_| running);
@@ -216,7 +216,7 @@ impl Engine {
             network_settings: SummaryNetworkSettings {
                 networks: Some(self.endpoints(r, running)),
             },
-            mounts: r.mounts.clone(),
+            mounts: crate::volumes::inspect_points(r),
         }
     }
 

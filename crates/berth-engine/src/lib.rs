@@ -31,6 +31,7 @@ mod start;
 mod stats;
 mod system;
 mod update;
+mod volumes;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -58,6 +59,8 @@ pub enum EngineError {
     Shim { path: PathBuf, message: String },
     #[error("{0}")]
     Config(#[from] config::ConfigError),
+    #[error("cannot open the volume store: {0}")]
+    Volumes(String),
 }
 
 /// Containers by id and by name.
@@ -85,6 +88,8 @@ pub struct Engine {
     pub(crate) net: network::NetMgr,
     /// The health-check scheduler's queue.
     pub(crate) health_tx: health::SchedulerTx,
+    /// The `local` volume driver's store.
+    pub(crate) volumes: Arc<volumes::VolumeStore>,
 }
 
 impl Engine {
@@ -135,6 +140,8 @@ impl Engine {
             rt.extra_args = r.args.clone();
             runtimes.insert(name.clone(), rt);
         }
+        let volumes = volumes::VolumeStore::open(&cfg.data_root)
+            .map_err(|e| EngineError::Volumes(e.to_string()))?;
         let engine_id = engine_id(&cfg.data_root);
         let dist = distribution::Distribution::new(&cfg)
             .map_err(|e| EngineError::Config(config::ConfigError::Invalid(e)))?;
@@ -154,6 +161,7 @@ impl Engine {
             runtime_versions: std::sync::OnceLock::new(),
             dist,
             health_tx,
+            volumes: Arc::new(volumes),
             cfg,
         });
         health::spawn_scheduler(&engine, health_rx);

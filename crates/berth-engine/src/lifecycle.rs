@@ -341,16 +341,23 @@ impl Engine {
     }
 
     /// `DELETE /containers/{id}`.
+    /// `volumes`: also remove the container's anonymous volumes (`rm -v`, `run --rm`).
     pub(crate) async fn remove_container(
         &self,
         c: &Arc<Container>,
         force: bool,
+        volumes: bool,
     ) -> Result<(), ApiError> {
         let _op = c.op.lock().await;
-        self.remove_locked(c, force).await
+        self.remove_locked(c, force, volumes).await
     }
 
-    async fn remove_locked(&self, c: &Arc<Container>, force: bool) -> Result<(), ApiError> {
+    async fn remove_locked(
+        &self,
+        c: &Arc<Container>,
+        force: bool,
+        volumes: bool,
+    ) -> Result<(), ApiError> {
         if self.try_lookup(&c.id)?.is_none() {
             // Already removed (e.g. by --rm while we waited for the lock).
             return Ok(());
@@ -440,6 +447,8 @@ impl Engine {
         }
         self.remove_rw_layer(&c.id).await;
         let _ = std::fs::remove_dir_all(&c.bundle);
+        self.detach_volumes(&c.id, &c.with(|r| r.mounts.clone()), volumes)
+            .await;
         let name = c.name();
         {
             let mut cs = self.containers.write().unwrap_or_else(|p| p.into_inner());
@@ -587,6 +596,7 @@ impl Engine {
         // Unmount before the state changes: a restart may mount again right after.
         self.unmount_rw_layer(&c.id).await;
         self.net_detach(c).await;
+        self.release_volume_mounts(&c.id, &c.with(|r| r.mounts.clone()));
         let _ = std::fs::remove_dir_all(&c.bundle);
         let (auto_remove, policy, by_user, restarts, started_at) = c.with(|r| {
             (
@@ -648,7 +658,7 @@ impl Engine {
             let engine = self.clone();
             let c = c.clone();
             tokio::spawn(async move {
-                if let Err(e) = engine.remove_container(&c, true).await {
+                if let Err(e) = engine.remove_container(&c, true, true).await {
                     tracing::warn!(id = %c.id, "auto-remove failed: {}", e.message);
                 }
             });
@@ -733,6 +743,7 @@ impl Engine {
         // before exits found below release theirs.
         self.net_restore(&loaded).await;
         let mut boot_restarts = Vec::new();
+        self.restore_volume_refs(&loaded);
         for c in loaded {
             let mut status = c.status();
             if status == Status::Restarting {
@@ -760,7 +771,7 @@ impl Engine {
                 }
             } else {
                 if status == Status::Removing {
-                    let _ = self.remove_container(&c, true).await;
+                    let _ = self.remove_container(&c, true, false).await;
                     continue;
                 }
                 // A daemon that died inside `start` may have left a running supervisor behind

@@ -71,7 +71,7 @@ impl Engine {
                 continue;
             }
             let (rw, _) = self.container_sizes(&record).await;
-            match self.remove_container(&c, false).await {
+            match self.remove_container(&c, false, false).await {
                 Ok(()) => {
                     report.space_reclaimed += rw.max(0) as u64;
                     deleted.push(c.id.clone());
@@ -400,7 +400,7 @@ impl Engine {
             layers_size: self.layers_size().await as i64,
             images: Some(images),
             containers: Some(containers),
-            volumes: Some(Vec::new()),
+            volumes: Some(self.volumes_usage().await?),
             build_cache: Some(Vec::new()),
             builder_size: 0,
         })

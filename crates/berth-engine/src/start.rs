@@ -137,6 +137,7 @@ impl Engine {
         c.clear_shim();
         self.net_detach(c).await;
         self.unmount_rw_layer(&c.id).await;
+        self.release_volume_mounts(&c.id, &c.with(|r| r.mounts.clone()));
         let _ = std::fs::remove_dir_all(&c.bundle);
         let _ = c.update(|r| {
             r.state.exit_code = code as i64;
@@ -149,7 +150,7 @@ impl Engine {
             let engine = self.clone();
             let c = c.clone();
             tokio::spawn(async move {
-                if let Err(e) = engine.remove_container(&c, true).await {
+                if let Err(e) = engine.remove_container(&c, true, true).await {
                     tracing::warn!(id = %c.id, "auto-remove after a failed start: {}", e.message);
                 }
             });
@@ -306,7 +307,7 @@ impl Engine {
             match m.kind.as_str() {
                 "bind" => {
                     let src = PathBuf::from(&m.source);
-                    if !src.exists() {
+                    if !m.skip_source_creation && std::fs::symlink_metadata(&src).is_err() {
                         // `-v` creates a missing host directory, as Docker does.
                         std::fs::create_dir_all(&src).map_err(|e| {
                             ApiError::bad_request(format!(
@@ -324,13 +325,35 @@ impl Engine {
                         } else {
                             Some(m.propagation.clone())
                         },
+                        non_recursive: m.non_recursive,
                     })
                 }
+                "volume" => binds.push(BindMount {
+                    source: self.volume_source(&rec.id, m)?,
+                    destination: m.destination.clone(),
+                    readonly: !m.rw,
+                    propagation: None,
+                    non_recursive: false,
+                }),
                 "tmpfs" => tmpfs.push(TmpfsMount {
                     destination: m.destination.clone(),
-                    options: m.mode.clone(),
+                    // Records written before tmpfs options had their own field kept them
+                    // in the mode.
+                    options: if m.tmpfs_options.is_empty() {
+                        m.mode.clone()
+                    } else {
+                        m.tmpfs_options.clone()
+                    },
                 }),
                 _ => {}
+            }
+        }
+        for (dest, opts) in hc.tmpfs.iter().flatten() {
+            if !rec.mounts.iter().any(|m| &m.destination == dest) {
+                tmpfs.push(TmpfsMount {
+                    destination: dest.clone(),
+                    options: opts.clone(),
+                });
             }
         }
 

@@ -45,6 +45,7 @@ pub mod crashpoint;
 pub mod digest;
 pub mod distmeta;
 pub mod error;
+pub mod fstree;
 pub mod fsutil;
 pub mod ingest;
 pub mod layer;

@@ -235,6 +235,8 @@ pub struct BindMount {
     pub readonly: bool,
     /// Propagation: private, rprivate (default), shared, rshared, slave, rslave.
     pub propagation: Option<String>,
+    /// A plain bind (`bind-nonrecursive`) instead of a recursive one.
+    pub non_recursive: bool,
 }
 
 /// A tmpfs mount (`--tmpfs /run:rw,size=64m`).
@@ -1125,7 +1127,7 @@ pub fn build(opts: &SpecOptions) -> Result<Spec, SpecError> {
             }
             _ => {}
         }
-        let mut o = vec!["rbind", prop];
+        let mut o = vec![if b.non_recursive { "bind" } else { "rbind" }, prop];
         if b.readonly {
             o.push("ro");
         }
@@ -1578,18 +1580,21 @@ mod tests {
                     destination: "/data/x".into(),
                     readonly: true,
                     propagation: None,
+                    non_recursive: true,
                 },
                 BindMount {
                     source: "/h/b".into(),
                     destination: "/data".into(),
                     readonly: false,
                     propagation: Some("rshared".into()),
+                    non_recursive: false,
                 },
                 BindMount {
                     source: "/h/shm".into(),
                     destination: "/dev/shm".into(),
                     readonly: false,
                     propagation: None,
+                    non_recursive: false,
                 },
             ],
             tmpfs: vec![TmpfsMount {
@@ -1611,7 +1616,7 @@ mod tests {
         assert!(pos("/data") < pos("/data/x"));
         assert_eq!(
             mount_of(&v, "/data/x").unwrap()["options"],
-            json!(["rbind", "rprivate", "ro"])
+            json!(["bind", "rprivate", "ro"])
         );
         assert_eq!(
             mount_of(&v, "/data").unwrap()["options"],

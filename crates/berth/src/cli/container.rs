@@ -362,7 +362,7 @@ fn form_group(key: &str, start: u16, last: u16) -> String {
     format!("{group}/{kind}")
 }
 
-const PS_HEADERS: &[(&str, &str)] = &[
+pub(crate) const PS_HEADERS: &[(&str, &str)] = &[
     ("ID", "CONTAINER ID"),
     ("Names", "NAMES"),
     ("Image", "IMAGE"),

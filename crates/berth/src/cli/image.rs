@@ -130,7 +130,7 @@ pub async fn run(ctx: &Ctx, verb: Verb, m: Matches) -> CliResult<()> {
     }
 }
 
-const IMAGE_HEADERS: &[(&str, &str)] = &[
+pub(crate) const IMAGE_HEADERS: &[(&str, &str)] = &[
     ("ID", "IMAGE ID"),
     ("Repository", "REPOSITORY"),
     ("Tag", "TAG"),
@@ -179,7 +179,13 @@ pub fn images_format(source: &str, quiet: bool, digests: bool) -> String {
     }
 }
 
-fn image_row(img: &ImageSummary, repo: &str, tag: &str, digest: &str, trunc: bool) -> Row {
+pub(crate) fn image_row(
+    img: &ImageSummary,
+    repo: &str,
+    tag: &str,
+    digest: &str,
+    trunc: bool,
+) -> Row {
     let id = if trunc {
         truncate_id(&img.id)
     } else {

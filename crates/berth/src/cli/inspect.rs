@@ -26,6 +26,7 @@ pub fn spec(verb: Verb, path: &str) -> Spec {
             flags.push(Flag::bool("size", "Display total file sizes").short('s'));
             "[OPTIONS] CONTAINER [CONTAINER...]"
         }
+        Verb::VolumeInspect => "[OPTIONS] VOLUME [VOLUME...]",
         _ => "[OPTIONS] IMAGE [IMAGE...]",
     };
     super::spec(path, usage, NArgs::Min(1), flags)
@@ -94,6 +95,7 @@ pub async fn run(ctx: &Ctx, verb: Verb, m: Matches) -> CliResult<()> {
         Verb::ContainerInspect => vec![Kind::Container],
         Verb::ImageInspect => vec![Kind::Image],
         Verb::NetworkInspect => vec![Kind::Network],
+        Verb::VolumeInspect => vec![Kind::Volume],
         _ => match m.value("type").unwrap_or("") {
             "" => vec![Kind::Container, Kind::Image, Kind::Network, Kind::Volume],
             "container" => vec![Kind::Container],

@@ -27,6 +27,7 @@ mod stream;
 mod system;
 mod term;
 mod units;
+mod volume;
 
 use std::ffi::OsString;
 use std::fmt;
@@ -319,6 +320,7 @@ fn resolve(name: &str, rest: &mut Vec<String>) -> CliResult<Resolved> {
         "image" => Some(("image", IMAGE_VERBS)),
         "system" => Some(("system", SYSTEM_VERBS)),
         "network" => Some(("network", NETWORK_VERBS)),
+        "volume" => Some(("volume", VOLUME_VERBS)),
         _ => None,
     };
     if let Some((group, verbs)) = group {
@@ -410,6 +412,11 @@ pub enum Verb {
     NetworkConnect,
     NetworkDisconnect,
     Update,
+    VolumeCreate,
+    VolumeLs,
+    VolumeInspect,
+    VolumeRm,
+    VolumePrune,
 }
 
 const TOP_VERBS: &[(&str, Verb)] = &[
@@ -510,6 +517,16 @@ const NETWORK_VERBS: &[(&str, Verb)] = &[
     ("remove", Verb::NetworkRm),
 ];
 
+const VOLUME_VERBS: &[(&str, Verb)] = &[
+    ("create", Verb::VolumeCreate),
+    ("inspect", Verb::VolumeInspect),
+    ("ls", Verb::VolumeLs),
+    ("list", Verb::VolumeLs),
+    ("prune", Verb::VolumePrune),
+    ("rm", Verb::VolumeRm),
+    ("remove", Verb::VolumeRm),
+];
+
 const SYSTEM_VERBS: &[(&str, Verb)] = &[
     ("df", Verb::SystemDf),
     ("events", Verb::Events),
@@ -571,6 +588,11 @@ impl Verb {
             Verb::NetworkConnect => "Connect a container to a network",
             Verb::NetworkDisconnect => "Disconnect a container from a network",
             Verb::Update => "Update configuration of one or more containers",
+            Verb::VolumeCreate => "Create a volume",
+            Verb::VolumeLs => "List volumes",
+            Verb::VolumeInspect => "Display detailed information on one or more volumes",
+            Verb::VolumeRm => "Remove one or more volumes",
+            Verb::VolumePrune => "Remove unused local volumes",
         }
     }
 
@@ -582,6 +604,7 @@ impl Verb {
             ("image", IMAGE_VERBS),
             ("system", SYSTEM_VERBS),
             ("network", NETWORK_VERBS),
+            ("volume", VOLUME_VERBS),
         ] {
             for (n, v) in verbs {
                 if *v == self {
@@ -631,6 +654,11 @@ impl Verb {
             | Verb::NetworkPrune
             | Verb::NetworkConnect
             | Verb::NetworkDisconnect => network::spec(self, path),
+            Verb::VolumeCreate
+            | Verb::VolumeLs
+            | Verb::VolumeInspect
+            | Verb::VolumeRm
+            | Verb::VolumePrune => volume::spec(self, path),
             _ => container::spec(self, path),
         };
         let spec = Spec {
@@ -682,6 +710,11 @@ impl Verb {
             | Verb::NetworkPrune
             | Verb::NetworkConnect
             | Verb::NetworkDisconnect => network::run(ctx, self, m).await,
+            Verb::VolumeCreate
+            | Verb::VolumeLs
+            | Verb::VolumeInspect
+            | Verb::VolumeRm
+            | Verb::VolumePrune => volume::run(ctx, self, m).await,
             _ => container::run(ctx, self, m).await,
         }
     }
@@ -712,7 +745,8 @@ fn root_help() -> String {
     s.push_str("  image       Manage images\n");
     s.push_str("  network     Manage networks\n");
     s.push_str("  registry    Run or maintain an OCI distribution registry\n");
-    s.push_str("  system      Manage berth\n\n");
+    s.push_str("  system      Manage berth\n");
+    s.push_str("  volume      Manage volumes\n\n");
     let rest: Vec<(&str, Verb)> = TOP_VERBS
         .iter()
         .filter(|(n, _)| !common.iter().any(|(c, _)| c == n))
@@ -732,6 +766,7 @@ fn group_help(group: &str) -> String {
         "container" => ("Manage containers", CONTAINER_VERBS),
         "image" => ("Manage images", IMAGE_VERBS),
         "network" => ("Manage networks", NETWORK_VERBS),
+        "volume" => ("Manage volumes", VOLUME_VERBS),
         _ => ("Manage berth", SYSTEM_VERBS),
     };
     // One line per verb: its first (Docker's preferred) name.

@@ -463,6 +463,32 @@ fn containers_row(containers: &[ContainerSummary]) -> Row {
     )
 }
 
+fn volumes_row(volumes: &[berth_api::models::Volume]) -> Row {
+    let usage = |v: &berth_api::models::Volume| {
+        v.usage_data
+            .as_ref()
+            .map_or((0, -1), |u| (u.ref_count, u.size))
+    };
+    let active = volumes.iter().filter(|v| usage(v).0 > 0).count();
+    let (mut size, mut reclaim) = (0, 0);
+    for v in volumes {
+        let (refs, s) = usage(v);
+        if s != -1 {
+            size += s;
+            if refs == 0 {
+                reclaim += s;
+            }
+        }
+    }
+    df_row(
+        "Local Volumes",
+        volumes.len(),
+        active,
+        size,
+        reclaimable(reclaim, size),
+    )
+}
+
 /// The summary rows of `system df` (Docker's `diskUsage*Context`).
 fn df_rows(df: &SystemDf) -> Vec<Row> {
     let images = df.images.clone().unwrap_or_default();
@@ -471,7 +497,7 @@ fn df_rows(df: &SystemDf) -> Vec<Row> {
     vec![
         images_row(df.layers_size, &images),
         containers_row(&containers),
-        df_row("Local Volumes", volumes.len(), 0, 0, reclaimable(0, 0)),
+        volumes_row(&volumes),
         df_row(
             "Build Cache",
             df.build_cache.as_ref().map_or(0, Vec::len),
@@ -482,13 +508,106 @@ fn df_rows(df: &SystemDf) -> Vec<Row> {
     ]
 }
 
-async fn system_df(ctx: &Ctx, m: Matches) -> CliResult<()> {
-    if m.flag("verbose") {
+const DF_IMAGES_TABLE: &str = "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}\t{{.SharedSize}}\t{{.UniqueSize}}\t{{.Containers}}";
+const DF_CONTAINERS_TABLE: &str = "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.LocalVolumes}}\t{{.Size}}\t{{.RunningFor}}\t{{.Status}}\t{{.Names}}";
+const DF_VOLUMES_TABLE: &str = "table {{.Name}}\t{{.Links}}\t{{.Size}}";
+const DF_CACHE_TABLE: &str = "table {{.ID}}\t{{.CacheType}}\t{{.Size}}\t{{.CreatedSince}}\t{{.LastUsedSince}}\t{{.UsageCount}}\t{{.Shared}}";
+const DF_CACHE_HEADERS: &[(&str, &str)] = &[
+    ("ID", "CACHE ID"),
+    ("CacheType", "CACHE TYPE"),
+    ("Size", "SIZE"),
+    ("CreatedSince", "CREATED"),
+    ("LastUsedSince", "LAST USED"),
+    ("UsageCount", "USAGE"),
+    ("Shared", "SHARED"),
+];
+
+/// `system df -v` as a table (docker-cli's `verboseWriteTable`): images (first tag only),
+/// containers (no virtual size), volumes with their links and size, then the build cache.
+fn df_verbose_table(df: &SystemDf) -> CliResult<String> {
+    let section = |table: &str, headers: &[(&str, &str)], rows: &[Row]| {
+        format::render(
+            "",
+            &Listing {
+                default_table: table,
+                headers,
+            },
+            rows,
+        )
+    };
+    let mut images = Vec::new();
+    for img in df.images.iter().flatten() {
+        let (mut repo, mut tag) = ("<none>".to_string(), "<none>".to_string());
+        let tags = img.repo_tags.clone().unwrap_or_default();
+        if let Some(first) = tags.first().filter(|t| *t != "<none>:<none>") {
+            let Ok(r) = berth_image::Reference::parse_normalized(first) else {
+                continue;
+            };
+            if let Some(t) = r.tag() {
+                repo = r.familiar_name();
+                tag = t.to_string();
+            }
+        }
+        images.push(super::image::image_row(img, &repo, &tag, "", true));
+    }
+    let containers: Vec<Row> = df
+        .containers
+        .iter()
+        .flatten()
+        .map(|c| {
+            let mut c = c.clone();
+            c.size_root_fs = Some(0);
+            super::container::ps_row(&c, true)
+        })
+        .collect();
+    let volumes: Vec<Row> = df
+        .volumes
+        .iter()
+        .flatten()
+        .map(super::volume::volume_row)
+        .collect();
+    let mut out = String::from("Images space usage:\n\n");
+    out.push_str(&section(
+        DF_IMAGES_TABLE,
+        super::image::IMAGE_HEADERS,
+        &images,
+    )?);
+    out.push_str("\nContainers space usage:\n\n");
+    out.push_str(&section(
+        DF_CONTAINERS_TABLE,
+        super::container::PS_HEADERS,
+        &containers,
+    )?);
+    out.push_str("\nLocal Volumes space usage:\n\n");
+    out.push_str(&section(
+        DF_VOLUMES_TABLE,
+        super::volume::VOLUME_HEADERS,
+        &volumes,
+    )?);
+    out.push_str(&format!(
+        "\nBuild cache usage: {}\n\n",
+        human_size(df.builder_size as f64)
+    ));
+    if df.build_cache.as_ref().is_some_and(|b| !b.is_empty()) {
         return Err(CliError::msg(
-            "berth: system df --verbose is not implemented; the Docker CLI's `docker system df -v` works against berth daemon",
+            "berth: listing build cache records in system df -v is not implemented",
         ));
     }
+    out.push_str(&section(DF_CACHE_TABLE, DF_CACHE_HEADERS, &[])?);
+    Ok(out)
+}
+
+async fn system_df(ctx: &Ctx, m: Matches) -> CliResult<()> {
     let df = ctx.client()?.system_df().await?;
+    if m.flag("verbose") {
+        let format = m.string("format").unwrap_or_default();
+        if !format.is_empty() && format != "table" {
+            return Err(CliError::msg(
+                "berth: system df --verbose with --format is not implemented; use the table output",
+            ));
+        }
+        return super::print_out(&df_verbose_table(&df)?);
+    }
     let out = format::render(
         &m.string("format").unwrap_or_default(),
         &Listing {
