@@ -6,6 +6,7 @@
 //! is negotiated once, with `HEAD /_ping`, like the Docker CLI.
 
 mod host;
+mod ssh;
 
 use std::io;
 use std::path::PathBuf;
@@ -26,11 +27,19 @@ use tokio_util::codec::{FramedRead, LinesCodec};
 use tokio_util::io::StreamReader;
 
 pub use host::{resolve_host, resolve_host_with};
+pub use ssh::SshSpec;
 
 use crate::backend::*;
 use crate::models::*;
 use crate::server::response::{empty_body, full_body, stream_body, Body};
 use crate::{ApiVersion, Filters, Hijacked, MAX_API_VERSION, MIN_API_VERSION};
+
+/// A raw, bidirectional connection to the daemon.
+pub type RawConn = Box<dyn RawStream>;
+
+/// What a raw connection is: any async byte stream.
+pub trait RawStream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> RawStream for T {}
 
 /// A stream of decoded items or client errors.
 pub type ClientStream<T> = Pin<Box<dyn Stream<Item = Result<T, ClientError>> + Send>>;
@@ -102,6 +111,8 @@ enum Transport {
         name: rustls::pki_types::ServerName<'static>,
         connector: crate::tls::TlsConnector,
     },
+    /// Through the system's ssh client and `berth system dial-stdio` on the remote host.
+    Ssh(ssh::SshSpec),
 }
 
 impl std::fmt::Debug for Transport {
@@ -114,6 +125,7 @@ impl std::fmt::Debug for Transport {
                 .field("addr", addr)
                 .field("name", name)
                 .finish(),
+            Self::Ssh(spec) => f.debug_tuple("Ssh").field(spec).finish(),
         }
     }
 }
@@ -193,8 +205,12 @@ impl Client {
             } else {
                 format!("{hostport}:2375")
             })
+        } else if host.starts_with("ssh://") {
+            Transport::Ssh(ssh::SshSpec::parse(host).map_err(|e| invalid(&e))?)
         } else {
-            return Err(invalid("expected unix:///path/to.sock or tcp://host:port"));
+            return Err(invalid(
+                "expected unix:///path/to.sock, tcp://host:port or ssh://[user@]host[:port]",
+            ));
         };
         Ok(Self {
             transport,
@@ -319,6 +335,35 @@ impl Client {
                     .map_err(|e| self.tls_error(&e))?;
                 handshake!(tls)
             }
+            Transport::Ssh(spec) => handshake!(spec.connect().map_err(connect_err)?),
+        })
+    }
+
+    /// A raw connection to the daemon (what `system dial-stdio` relays).
+    pub async fn connect_raw(&self) -> Result<RawConn> {
+        let connect_err = |source| ClientError::Connect {
+            host: self.host.clone(),
+            source,
+        };
+        Ok(match &self.transport {
+            Transport::Unix(path) => {
+                Box::new(UnixStream::connect(path).await.map_err(connect_err)?)
+            }
+            Transport::Tcp(addr) => Box::new(TcpStream::connect(addr).await.map_err(connect_err)?),
+            Transport::Tls {
+                addr,
+                name,
+                connector,
+            } => {
+                let stream = TcpStream::connect(addr).await.map_err(connect_err)?;
+                Box::new(
+                    connector
+                        .connect(name.clone(), stream)
+                        .await
+                        .map_err(|e| self.tls_error(&e))?,
+                )
+            }
+            Transport::Ssh(spec) => Box::new(spec.connect().map_err(connect_err)?),
         })
     }
 
@@ -356,7 +401,7 @@ impl Client {
 
     fn host_header(&self) -> HeaderValue {
         match &self.transport {
-            Transport::Unix(_) => HeaderValue::from_static("localhost"),
+            Transport::Unix(_) | Transport::Ssh(_) => HeaderValue::from_static("localhost"),
             Transport::Tcp(addr) | Transport::Tls { addr, .. } => {
                 HeaderValue::from_str(addr).unwrap_or(HeaderValue::from_static("localhost"))
             }

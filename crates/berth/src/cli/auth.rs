@@ -152,6 +152,24 @@ impl ConfigFile {
             .map(str::to_string)
     }
 
+    /// `currentContext` (`context use`).
+    pub fn current_context(&self) -> Option<String> {
+        self.string("currentContext")
+    }
+
+    /// Sets `currentContext`; `None` removes it (the default context).
+    pub fn set_current_context(&mut self, name: Option<&str>) {
+        match name {
+            Some(n) => {
+                self.raw
+                    .insert("currentContext".into(), Value::String(n.to_string()));
+            }
+            None => {
+                self.raw.remove("currentContext");
+            }
+        }
+    }
+
     pub fn detach_keys(&self) -> Option<String> {
         self.string("detachKeys")
     }

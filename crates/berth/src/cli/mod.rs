@@ -13,6 +13,8 @@ mod auth;
 mod compose;
 mod connect;
 mod container;
+mod context_cmd;
+mod context_store;
 mod exec;
 mod flags;
 mod format;
@@ -121,16 +123,61 @@ pub struct Ctx {
     host: Option<String>,
     config_dir: Option<PathBuf>,
     tls: Option<connect::TlsOpts>,
+    /// `--context` / `-c`.
+    context: Option<String>,
 }
 
 impl Ctx {
     /// The API client for `-H` / `BERTH_HOST` / `DOCKER_HOST`, with TLS when asked for.
     pub fn client(&self) -> CliResult<Client> {
+        let name = self.context_name()?;
+        if name != context_store::DEFAULT_CONTEXT {
+            return self.context_client(&name);
+        }
         let mut client = Client::from_env(self.host.as_deref())?;
         if let Some(tls) = &self.tls {
             let data = tls.data().map_err(|e| CliError::msg(e.to_string()))?;
             let config = berth_api::tls::client_config(&data, !tls.verify)
                 .map_err(|e| CliError::msg(e.to_string()))?;
+            client = client.with_tls(config)?;
+        }
+        Ok(client.with_user_agent(concat!("berth-cli/", env!("CARGO_PKG_VERSION"))))
+    }
+
+    /// The context in use, with the Docker CLI's precedence: `--context`, then `default` when
+    /// `-H`, `BERTH_HOST` or `DOCKER_HOST` is given, then `DOCKER_CONTEXT`, then
+    /// `currentContext` of config.json.
+    pub fn context_name(&self) -> CliResult<String> {
+        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        if let Some(c) = &self.context {
+            return Ok(c.clone());
+        }
+        if self.host.is_some() || env("BERTH_HOST").is_some() || env("DOCKER_HOST").is_some() {
+            return Ok(context_store::DEFAULT_CONTEXT.into());
+        }
+        if let Some(c) = env("DOCKER_CONTEXT") {
+            return Ok(c);
+        }
+        Ok(self
+            .config()?
+            .current_context()
+            .unwrap_or_else(|| context_store::DEFAULT_CONTEXT.into()))
+    }
+
+    /// The client of a stored context: its host, and TLS when it has TLS material or skips
+    /// verification (as the Docker CLI decides).
+    fn context_client(&self, name: &str) -> CliResult<Client> {
+        let s = context_store::Store::new(&self.config_dir());
+        let (host, skip, data) = context_cmd::endpoint_of(self, &s, name)?;
+        if host.is_empty() {
+            return Err(CliError::msg(format!(
+                "context {name:?} has no docker endpoint host"
+            )));
+        }
+        let mut client = Client::from_host(&host)?;
+        if data.is_some() || skip {
+            let config = berth_api::tls::client_config(&data.unwrap_or_default(), skip)
+                .map_err(|e| CliError::msg(format!("failed to retrieve context tls info: {e}")))?;
             client = client.with_tls(config)?;
         }
         Ok(client.with_user_agent(concat!("berth-cli/", env!("CARGO_PKG_VERSION"))))
@@ -220,7 +267,7 @@ fn global_spec() -> Spec {
         Flag::value(
             "context",
             "string",
-            "Name of the context to use to connect to the daemon (only \"default\")",
+            "Name of the context to use to connect to the daemon (overrides DOCKER_HOST env var\nand default context set with \"berth context use\")",
         )
         .short('c'),
         Flag::bool("debug", "Enable debug mode").short('D'),
@@ -258,16 +305,15 @@ fn run_cli(args: Vec<String>) -> CliResult<()> {
             option_env!("BERTH_GIT_COMMIT").unwrap_or("unknown")
         ));
     }
-    if let Some(c) = m.value("context") {
-        if c != "default" {
-            return Err(CliError::msg(format!(
-                "berth: contexts are not implemented: only the \"default\" context exists (got {c:?})"
-            )));
-        }
-    }
     let hosts = m.list("host");
     if hosts.len() > 1 {
         return Err(CliError::msg("Specify only one -H"));
+    }
+    let context = m.string("context").filter(|c| !c.is_empty());
+    if context.is_some() && !hosts.is_empty() {
+        return Err(CliError::msg(
+            "conflicting options: cannot specify both --host and --context",
+        ));
     }
     if m.flag("debug") || m.value("log-level") == Some("debug") {
         let _ = tracing_subscriber::fmt()
@@ -283,6 +329,7 @@ fn run_cli(args: Vec<String>) -> CliResult<()> {
         host: hosts.into_iter().next(),
         config_dir,
         tls,
+        context,
     };
     let mut rest = m.args;
     if rest.is_empty() {
@@ -319,6 +366,7 @@ fn resolve(name: &str, rest: &mut Vec<String>) -> CliResult<Resolved> {
         "container" => Some(("container", CONTAINER_VERBS)),
         "image" => Some(("image", IMAGE_VERBS)),
         "system" => Some(("system", SYSTEM_VERBS)),
+        "context" => Some(("context", CONTEXT_VERBS)),
         "network" => Some(("network", NETWORK_VERBS)),
         "volume" => Some(("volume", VOLUME_VERBS)),
         _ => None,
@@ -417,6 +465,15 @@ pub enum Verb {
     VolumeInspect,
     VolumeRm,
     VolumePrune,
+    ContextCreate,
+    ContextLs,
+    ContextUse,
+    ContextShow,
+    ContextInspect,
+    ContextRm,
+    ContextExport,
+    ContextImport,
+    DialStdio,
 }
 
 const TOP_VERBS: &[(&str, Verb)] = &[
@@ -527,8 +584,22 @@ const VOLUME_VERBS: &[(&str, Verb)] = &[
     ("remove", Verb::VolumeRm),
 ];
 
+const CONTEXT_VERBS: &[(&str, Verb)] = &[
+    ("create", Verb::ContextCreate),
+    ("export", Verb::ContextExport),
+    ("import", Verb::ContextImport),
+    ("inspect", Verb::ContextInspect),
+    ("ls", Verb::ContextLs),
+    ("list", Verb::ContextLs),
+    ("rm", Verb::ContextRm),
+    ("remove", Verb::ContextRm),
+    ("show", Verb::ContextShow),
+    ("use", Verb::ContextUse),
+];
+
 const SYSTEM_VERBS: &[(&str, Verb)] = &[
     ("df", Verb::SystemDf),
+    ("dial-stdio", Verb::DialStdio),
     ("events", Verb::Events),
     ("info", Verb::Info),
 ];
@@ -593,6 +664,17 @@ impl Verb {
             Verb::VolumeInspect => "Display detailed information on one or more volumes",
             Verb::VolumeRm => "Remove one or more volumes",
             Verb::VolumePrune => "Remove unused local volumes",
+            Verb::ContextCreate => "Create a context",
+            Verb::ContextLs => "List contexts",
+            Verb::ContextUse => "Set the current berth context",
+            Verb::ContextShow => "Print the name of the current context",
+            Verb::ContextInspect => "Display detailed information on one or more contexts",
+            Verb::ContextRm => "Remove one or more contexts",
+            Verb::ContextExport => {
+                "Export a context to a tar archive FILE or a tar stream on STDOUT."
+            }
+            Verb::ContextImport => "Import a context from a tar or zip file",
+            Verb::DialStdio => "Proxy the stdio stream to the daemon connection. Should not be invoked manually.",
         }
     }
 
@@ -605,6 +687,7 @@ impl Verb {
             ("system", SYSTEM_VERBS),
             ("network", NETWORK_VERBS),
             ("volume", VOLUME_VERBS),
+            ("context", CONTEXT_VERBS),
         ] {
             for (n, v) in verbs {
                 if *v == self {
@@ -659,6 +742,15 @@ impl Verb {
             | Verb::VolumeInspect
             | Verb::VolumeRm
             | Verb::VolumePrune => volume::spec(self, path),
+            Verb::ContextCreate
+            | Verb::ContextLs
+            | Verb::ContextUse
+            | Verb::ContextShow
+            | Verb::ContextInspect
+            | Verb::ContextRm
+            | Verb::ContextExport
+            | Verb::ContextImport
+            | Verb::DialStdio => context_cmd::spec(self, path),
             _ => container::spec(self, path),
         };
         let spec = Spec {
@@ -715,6 +807,15 @@ impl Verb {
             | Verb::VolumeInspect
             | Verb::VolumeRm
             | Verb::VolumePrune => volume::run(ctx, self, m).await,
+            Verb::ContextCreate
+            | Verb::ContextLs
+            | Verb::ContextUse
+            | Verb::ContextShow
+            | Verb::ContextInspect
+            | Verb::ContextRm
+            | Verb::ContextExport
+            | Verb::ContextImport
+            | Verb::DialStdio => context_cmd::run(ctx, self, m).await,
             _ => container::run(ctx, self, m).await,
         }
     }
@@ -742,6 +843,7 @@ fn root_help() -> String {
     s.push_str("\nManagement Commands:\n");
     s.push_str("  compose     Define and run multi-container applications\n");
     s.push_str("  container   Manage containers\n");
+    s.push_str("  context     Manage contexts\n");
     s.push_str("  image       Manage images\n");
     s.push_str("  network     Manage networks\n");
     s.push_str("  registry    Run or maintain an OCI distribution registry\n");
@@ -767,6 +869,7 @@ fn group_help(group: &str) -> String {
         "image" => ("Manage images", IMAGE_VERBS),
         "network" => ("Manage networks", NETWORK_VERBS),
         "volume" => ("Manage volumes", VOLUME_VERBS),
+        "context" => ("Manage contexts", CONTEXT_VERBS),
         _ => ("Manage berth", SYSTEM_VERBS),
     };
     // One line per verb: its first (Docker's preferred) name.
