@@ -85,6 +85,12 @@ pub struct FileConfig {
     pub iptables: Option<bool>,
     pub ip_forward: Option<bool>,
     pub userland_proxy: Option<bool>,
+    pub userland_proxy_path: Option<PathBuf>,
+    pub icc: Option<bool>,
+    pub ipv6: Option<bool>,
+    pub fixed_cidr_v6: Option<String>,
+    pub ip6tables: Option<bool>,
+    pub fixed_cidr: Option<String>,
     pub dns: Option<Vec<String>>,
     pub dns_search: Option<Vec<String>>,
     pub dns_opts: Option<Vec<String>>,
@@ -117,6 +123,12 @@ pub struct NetConfig {
     pub ip_masq: bool,
     pub iptables: bool,
     pub ip_forward: bool,
+    /// `userland-proxy` (Docker's default true). With firewall rules the kernel forwards every
+    /// published port (loopback included, decision 0016); without them (`"iptables": false`)
+    /// the userland proxy does, unless this is false.
+    pub userland_proxy: bool,
+    /// `icc` for the default bridge (`enable_icc`).
+    pub icc: bool,
     pub dns: Vec<String>,
     pub dns_search: Vec<String>,
     pub dns_opts: Vec<String>,
@@ -441,9 +453,24 @@ fn net_config(fc: &FileConfig) -> Result<NetConfig, ConfigError> {
             )));
         }
     }
-    if fc.userland_proxy == Some(true) {
+    if fc.ipv6 == Some(true) || fc.fixed_cidr_v6.as_deref().is_some_and(|s| !s.is_empty()) {
         return Err(ConfigError::Invalid(
-            "userland-proxy: true is not implemented by berth yet; published ports are forwarded by the kernel (127.0.0.1 included), so leave it unset or false".to_string(),
+            "IPv6 (\"ipv6\", \"fixed-cidr-v6\") is not implemented by berth yet: remove these keys; containers get IPv4 only".to_string(),
+        ));
+    }
+    if fc.ip6tables == Some(true) {
+        return Err(ConfigError::Invalid(
+            "\"ip6tables\": true is not implemented by berth yet (no IPv6 networks): remove the key".to_string(),
+        ));
+    }
+    if fc.fixed_cidr.as_deref().is_some_and(|s| !s.is_empty()) {
+        return Err(ConfigError::Invalid(
+            "\"fixed-cidr\" is not implemented by berth yet: the default bridge allocates from all of \"bip\"'s subnet".to_string(),
+        ));
+    }
+    if fc.userland_proxy_path.is_some() {
+        return Err(ConfigError::Invalid(
+            "\"userland-proxy-path\" is not supported: berth's userland proxy is built in (berth userland-proxy)".to_string(),
         ));
     }
     let iptables = fc.iptables.unwrap_or(true);
@@ -462,6 +489,8 @@ fn net_config(fc: &FileConfig) -> Result<NetConfig, ConfigError> {
         ip_masq,
         iptables,
         ip_forward: fc.ip_forward.unwrap_or(true),
+        userland_proxy: fc.userland_proxy.unwrap_or(true),
+        icc: fc.icc.unwrap_or(true),
         dns: fc.dns.clone().unwrap_or_default(),
         dns_search: fc.dns_search.clone().unwrap_or_default(),
         dns_opts: fc.dns_opts.clone().unwrap_or_default(),
@@ -494,11 +523,22 @@ mod tests {
             .is_none());
         let dflt = EngineConfig::from_file_config(&FileConfig::default(), "/x".into()).unwrap();
         assert_eq!(dflt.net.bridge.as_deref(), Some(DEFAULT_BRIDGE));
+        assert!(dflt.net.userland_proxy, "Docker's default");
+        let off = FileConfig::parse(r#"{"userland-proxy":false,"iptables":false}"#).unwrap();
+        let off = EngineConfig::from_file_config(&off, "/x".into()).unwrap();
+        assert!(!off.net.userland_proxy && !off.net.iptables);
+        let v6off = FileConfig::parse(r#"{"ipv6":false,"ip6tables":false,"icc":false}"#).unwrap();
+        let v6off = EngineConfig::from_file_config(&v6off, "/x".into()).unwrap();
+        assert!(!v6off.net.icc);
         for bad in [
             r#"{"bridge":"a-very-long-bridge-name"}"#,
             r#"{"bridge":"bad name"}"#,
             r#"{"mtu":10}"#,
-            r#"{"userland-proxy":true}"#,
+            r#"{"ipv6":true,"fixed-cidr-v6":"fd00::/64"}"#,
+            r#"{"fixed-cidr-v6":"fd00::/64"}"#,
+            r#"{"ip6tables":true}"#,
+            r#"{"fixed-cidr":"10.1.0.0/25"}"#,
+            r#"{"userland-proxy-path":"/usr/bin/docker-proxy"}"#,
         ] {
             let fc = FileConfig::parse(bad).unwrap();
             assert!(

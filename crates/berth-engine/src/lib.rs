@@ -22,6 +22,7 @@ mod images;
 mod inspect;
 mod lifecycle;
 mod logs;
+mod netproxy;
 mod network;
 mod ops;
 mod resources;

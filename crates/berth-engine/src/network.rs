@@ -69,6 +69,11 @@ pub(crate) struct NetworkRecord {
     /// Host address for bindings without one (`com.docker.network.bridge.host_binding_ipv4`).
     #[serde(default)]
     pub host_binding: Option<Ipv4Addr>,
+    /// `com.docker.network.bridge.enable_icc` (daemon.json `icc` for the default bridge):
+    /// false makes every container port of the bridge an isolated bridge port, so containers
+    /// of the network reach the host and the outside but not each other.
+    #[serde(default = "yes")]
+    pub icc: bool,
 }
 
 /// A network in memory: its record, its address pool and its bridge's index.
@@ -88,6 +93,9 @@ pub struct Sandbox {
     /// By network name.
     pub endpoints: BTreeMap<String, EndpointState>,
     pub ports: Vec<PublishedPort>,
+    /// The userland proxy serving `ports` (`"iptables": false`), see `netproxy`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy_pid: Option<i32>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -330,7 +338,11 @@ impl NetMgr {
                         Some((s, g)) => r.subnet == s.to_string() && r.gateway == g.to_string(),
                         None => true,
                     };
-                    (same_bridge && same_bip && r.masquerade == cfg.net.ip_masq).then_some(i)
+                    (same_bridge
+                        && same_bip
+                        && r.masquerade == cfg.net.ip_masq
+                        && r.icc == cfg.net.icc)
+                        .then_some(i)
                 });
                 if keep.is_none() {
                     let id = old_default
@@ -384,6 +396,7 @@ impl NetMgr {
                                 mtu: cfg.net.mtu,
                                 masquerade: cfg.net.ip_masq,
                                 host_binding: None,
+                                icc: cfg.net.icc,
                             };
                             if let Err(e) = self.save(&rec) {
                                 tracing::error!("{}", e.message);
@@ -731,6 +744,11 @@ impl Engine {
         host.add_veth(&ep.veth, bridge, mtu, netns::raw(ns), &ifname, mac_bytes)
             .await
             .map_err(|e| internal(format!("failed to set up container networking: {e}")))?;
+        if !net.rec.icc {
+            host.set_isolated(&ep.veth)
+                .await
+                .map_err(|e| internal(format!("failed to set up container networking: {e}")))?;
+        }
         let gw = (index == 0 && !net.rec.internal).then_some(ep.gateway);
         link::configure_inside(&ns.handle, &ifname, ip, ep.prefix, gw, index == 0)
             .await
@@ -757,11 +775,19 @@ impl Engine {
         if wanted.is_empty() || net.rec.internal {
             return Ok(());
         }
-        let Some(fw) = &self.net.fw else {
-            return Err(ApiError::bad_request(
-                "publishing ports needs berth's firewall rules, which daemon.json turns off (\"iptables\": false)",
-            ));
-        };
+        let proxied = self.net.fw.is_none();
+        if proxied {
+            if !self.cfg.net.userland_proxy {
+                return Err(ApiError::bad_request(
+                    "publishing ports needs berth's firewall rules or the userland proxy, and daemon.json turns off both (\"iptables\": false, \"userland-proxy\": false)",
+                ));
+            }
+            if wanted.iter().any(|w| w.proto == Proto::Sctp) {
+                return Err(ApiError::bad_request(
+                    "publishing SCTP ports needs berth's firewall rules, which daemon.json turns off (\"iptables\": false); the userland proxy forwards TCP and UDP only",
+                ));
+            }
+        }
         let fail = |m: String| {
             ApiError::internal(format!(
                 "driver failed programming external connectivity on endpoint {} ({}): {m}",
@@ -774,8 +800,12 @@ impl Engine {
         for w in &wanted {
             let (port, r) = match w.host_range {
                 Some((lo, hi)) if lo == hi => {
-                    let r =
-                        ports::reserve(w.proto, w.host_ip, lo).map_err(|e| fail(e.to_string()))?;
+                    let r = if proxied {
+                        ports::reserve_listening(w.proto, w.host_ip, lo)
+                    } else {
+                        ports::reserve(w.proto, w.host_ip, lo)
+                    }
+                    .map_err(|e| fail(e.to_string()))?;
                     (lo, r)
                 }
                 other => {
@@ -808,6 +838,25 @@ impl Engine {
                 ctr_port: w.ctr_port,
             });
         }
+        let Some(fw) = &self.net.fw else {
+            // No firewall rules: the userland proxy serves the reserved sockets.
+            let mut socks = Vec::new();
+            for (r, p) in held.into_iter().zip(&published) {
+                let Some((fd, _)) = r.into_parts() else {
+                    return Err(fail("no socket for the userland proxy".to_string()));
+                };
+                socks.push((
+                    fd,
+                    p.proto,
+                    std::net::SocketAddrV4::new(p.ctr_ip, p.ctr_port),
+                ));
+            }
+            let pid =
+                crate::netproxy::spawn(&self.cfg.shim_source, &sb.key, socks).map_err(fail)?;
+            sb.proxy_pid = Some(pid);
+            sb.ports = published;
+            return Ok(());
+        };
         let fwp: Vec<FwPort> = published.iter().map(PublishedPort::fw).collect();
         {
             let _g = self.net.lock.lock().await;
@@ -838,6 +887,9 @@ impl Engine {
 
     /// Undoes an attachment: firewall elements, port reservations, addresses, the namespace.
     async fn release_sandbox(&self, cid: &str, sb: &Sandbox) {
+        if let Some(pid) = sb.proxy_pid {
+            crate::netproxy::stop(pid, &sb.key);
+        }
         let had = self
             .net
             .published
@@ -906,6 +958,9 @@ impl Engine {
             if !running || !Path::new(&sb.key).exists() {
                 // An attachment whose exit was not processed (a crash): nothing of it is
                 // restored, and the record forgets it; its namespace goes below.
+                if let Some(pid) = sb.proxy_pid {
+                    crate::netproxy::stop(pid, &sb.key);
+                }
                 if let Err(e) = c.update_volatile(|r| r.sandbox = None) {
                     tracing::warn!(id = %c.id, "{e}");
                 }
@@ -919,6 +974,13 @@ impl Engine {
                         .unwrap_or_else(|p| p.into_inner())
                         .mark_used(ep.ip);
                 }
+            }
+            if let Some(pid) = sb.proxy_pid {
+                // The proxy holds its ports; one that died is started again.
+                if !crate::netproxy::alive(pid, &sb.key) {
+                    self.restart_proxy(c, &sb);
+                }
+                continue;
             }
             if !sb.ports.is_empty() {
                 let mut held = Vec::new();
@@ -959,6 +1021,37 @@ impl Engine {
                     tracing::warn!("{e}");
                 }
             }
+        }
+    }
+
+    /// Starts a running container's userland proxy again (it died while the daemon was away).
+    fn restart_proxy(&self, c: &Container, sb: &Sandbox) {
+        let mut socks = Vec::new();
+        for p in &sb.ports {
+            match ports::reserve_listening(p.proto, p.host_ip, p.host_port).map(|r| r.into_parts())
+            {
+                Ok(Some((fd, _))) => socks.push((
+                    fd,
+                    p.proto,
+                    std::net::SocketAddrV4::new(p.ctr_ip, p.ctr_port),
+                )),
+                Ok(None) => {}
+                Err(e) => tracing::warn!(id = %c.id, "re-reserving a published port: {e}"),
+            }
+        }
+        let pid = match crate::netproxy::spawn(&self.cfg.shim_source, &sb.key, socks) {
+            Ok(pid) => Some(pid),
+            Err(e) => {
+                tracing::warn!(id = %c.id, "{e}");
+                None
+            }
+        };
+        if let Err(e) = c.update_volatile(|r| {
+            if let Some(s) = r.sandbox.as_mut() {
+                s.proxy_pid = pid;
+            }
+        }) {
+            tracing::warn!(id = %c.id, "cannot save the container state: {e}");
         }
     }
 
@@ -1168,7 +1261,10 @@ impl Engine {
                 "com.docker.network.bridge.default_bridge".into(),
                 "true".into(),
             );
-            options.insert("com.docker.network.bridge.enable_icc".into(), "true".into());
+            options.insert(
+                "com.docker.network.bridge.enable_icc".into(),
+                n.rec.icc.to_string(),
+            );
             options.insert(
                 "com.docker.network.bridge.enable_ip_masquerade".into(),
                 n.rec.masquerade.to_string(),
@@ -1306,6 +1402,11 @@ impl Engine {
                 "IPv6 networks (--ipv6) are not implemented by berth yet",
             ));
         }
+        if req.enable_ipv4 == Some(false) {
+            return Err(ApiError::bad_request(
+                "IPv4-less networks (--ipv4=false) are not implemented by berth: its networks always have IPv4",
+            ));
+        }
         if req.config_only
             || req
                 .config_from
@@ -1341,6 +1442,7 @@ impl Engine {
         let mut masquerade = true;
         let mut bridge = None;
         let mut host_binding = None;
+        let mut icc = true;
         for (k, v) in &opts {
             match k.as_str() {
                 "com.docker.network.bridge.name" => bridge = Some(v.clone()),
@@ -1363,10 +1465,10 @@ impl Engine {
                         ApiError::bad_request(format!("invalid value for {k}: {v}"))
                     })?)
                 }
-                "com.docker.network.bridge.enable_icc" if v != "true" => {
-                    return Err(ApiError::bad_request(
-                        "com.docker.network.bridge.enable_icc=false is not implemented by berth yet",
-                    ));
+                "com.docker.network.bridge.enable_icc" => {
+                    icc = v
+                        .parse()
+                        .map_err(|_| ApiError::bad_request(format!("invalid value for {k}: {v}")))?
                 }
                 _ => {}
             }
@@ -1471,6 +1573,7 @@ impl Engine {
             mtu,
             masquerade,
             host_binding,
+            icc,
         };
         let net = self.net.insert(rec.clone())?;
         let made = async {

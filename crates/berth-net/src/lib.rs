@@ -11,6 +11,7 @@ pub mod ipam;
 pub mod link;
 pub mod netns;
 pub mod ports;
+pub mod proxy;
 
 /// Errors of the networking layer. Messages say what failed and, where it helps, what to do.
 #[derive(Debug, thiserror::Error)]

@@ -162,6 +162,21 @@ impl Host {
             .map_err(|e| ctx(format!("cannot set hairpin mode on {port_name}"), e))
     }
 
+    /// Makes a bridge port isolated: isolated ports exchange no frames with each other, only
+    /// with the bridge itself and non-isolated ports (`enable_icc=false`).
+    pub async fn set_isolated(&self, port_name: &str) -> Result<()> {
+        let idx = self
+            .link_index(port_name)
+            .await?
+            .ok_or_else(|| NetError::Netlink(format!("no interface {port_name}")))?;
+        self.handle
+            .link()
+            .set_port(LinkBridgePort::new(idx).isolated(true).build())
+            .execute()
+            .await
+            .map_err(|e| ctx(format!("cannot isolate the bridge port {port_name}"), e))
+    }
+
     /// The MTU of interface `name`.
     pub async fn mtu(&self, name: &str) -> Result<Option<u32>> {
         let mut s = self

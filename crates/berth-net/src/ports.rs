@@ -2,7 +2,8 @@
 //! reservations. A reservation is a socket bound (not listening) to the host address and port
 //! for as long as the port is published: it makes a second publish of the port fail as Docker's
 //! does ("port is already allocated"), keeps other programs off the port, and picks free
-//! ephemeral ports. The traffic itself never reaches it: nftables rewrites it first.
+//! ephemeral ports. The traffic itself never reaches it: nftables rewrites it first (without
+//! firewall rules the userland proxy listens on the reserved socket itself, `proxy`).
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::os::fd::OwnedFd;
@@ -75,8 +76,32 @@ pub struct Reservation {
     _sock: Option<OwnedFd>,
 }
 
+impl Reservation {
+    /// The bound socket and its port, for a process that serves the port itself (the userland
+    /// proxy). None for SCTP, which holds no socket.
+    pub fn into_parts(self) -> Option<(OwnedFd, u16)> {
+        let fd = self._sock?;
+        let port =
+            nix::sys::socket::getsockname::<SockaddrIn>(std::os::fd::AsRawFd::as_raw_fd(&fd))
+                .ok()?
+                .port();
+        Some((fd, port))
+    }
+}
+
 /// Binds `ip:port` for `proto` without listening. EADDRINUSE becomes Docker's message.
 pub fn reserve(proto: Proto, ip: Ipv4Addr, port: u16) -> Result<Reservation> {
+    reserve_with(proto, ip, port, false)
+}
+
+/// `reserve` for a TCP port the userland proxy will listen on: with SO_REUSEADDR, as every
+/// server sets it, so connections of an earlier holder of the port still in TIME_WAIT do not
+/// block it. A listening socket still makes the bind fail ("already allocated").
+pub fn reserve_listening(proto: Proto, ip: Ipv4Addr, port: u16) -> Result<Reservation> {
+    reserve_with(proto, ip, port, proto == Proto::Tcp)
+}
+
+fn reserve_with(proto: Proto, ip: Ipv4Addr, port: u16, reuse_addr: bool) -> Result<Reservation> {
     let ty = match proto {
         Proto::Tcp => SockType::Stream,
         Proto::Udp => SockType::Datagram,
@@ -87,6 +112,15 @@ pub fn reserve(proto: Proto, ip: Ipv4Addr, port: u16) -> Result<Reservation> {
     let fd = socket(AddressFamily::Inet, ty, SockFlag::SOCK_CLOEXEC, None).map_err(|e| {
         NetError::Invalid(format!("cannot open a socket to reserve {ip}:{port}: {e}"))
     })?;
+    if reuse_addr {
+        nix::sys::socket::setsockopt(&fd, nix::sys::socket::sockopt::ReuseAddr, &true).map_err(
+            |e| {
+                NetError::Invalid(format!(
+                    "cannot set SO_REUSEADDR to reserve {ip}:{port}: {e}"
+                ))
+            },
+        )?;
+    }
     match bind(
         std::os::fd::AsRawFd::as_raw_fd(&fd),
         &SockaddrIn::from(SocketAddrV4::new(ip, port)),

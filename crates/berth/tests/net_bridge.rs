@@ -444,6 +444,101 @@ fn published_ports_survive_daemon_kill9_and_restart() {
     );
 }
 
+/// Pids of this daemon's userland proxies.
+fn proxies(d: &Daemon) -> Vec<i32> {
+    let needle = d.dir.to_string_lossy().into_owned();
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        if let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) {
+            let cmd = String::from_utf8_lossy(&cmd);
+            if cmd.contains("\0userland-proxy\0") && cmd.contains(&needle) {
+                out.push(pid);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn userland_proxy_publishes_without_firewall_rules() {
+    let mut d = Daemon::start_with(r#"{"iptables": false}"#);
+    d.load_busybox();
+    let p1 = free_port();
+    let p2 = free_port();
+    web(
+        &d,
+        "web",
+        "proxied\n",
+        &[
+            "-p",
+            &format!("127.0.0.1:{p1}:8080"),
+            "-p",
+            &format!("{p2}:8080"),
+        ],
+    );
+    let get = |addr: String| wait_for(Duration::from_secs(10), || http_get(&addr));
+    assert_eq!(get(format!("127.0.0.1:{p1}")).as_deref(), Some("proxied\n"));
+    let gw = d.block.gateway();
+    assert_eq!(get(format!("{gw}:{p2}")).as_deref(), Some("proxied\n"));
+    // No firewall table of this daemon: the proxy forwards.
+    let tables = std::process::Command::new("nft")
+        .args(["list", "tables"])
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&tables.stdout).contains(&d.firewall_table()));
+    assert_eq!(proxies(&d).len(), 1, "one proxy per container");
+    let mut ports: Vec<String> = d
+        .docker(["port", "web", "8080/tcp"])
+        .ok()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    ports.sort();
+    assert_eq!(ports, [format!("0.0.0.0:{p2}"), format!("127.0.0.1:{p1}")]);
+    let o = d.docker(["run", "-d", "-p", &format!("{p2}:80"), "busybox", "true"]);
+    assert!(o.stderr.contains("port is already allocated"), "{o:?}");
+    // The proxy outlives the daemon; a proxy that died meanwhile is started again.
+    d.kill9();
+    assert_eq!(
+        http_get(&format!("127.0.0.1:{p1}")).as_deref(),
+        Some("proxied\n")
+    );
+    for pid in proxies(&d) {
+        // SAFETY: plain kill(2) of the test daemon's proxy.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+    assert!(wait_for(Duration::from_secs(5), || proxies(&d)
+        .is_empty()
+        .then_some(()))
+    .is_some());
+    d.start_again();
+    assert_eq!(get(format!("127.0.0.1:{p1}")).as_deref(), Some("proxied\n"));
+    let o = d.docker(["run", "-d", "-p", &format!("{p1}:80"), "busybox", "true"]);
+    assert!(o.stderr.contains("port is already allocated"), "{o:?}");
+    // Removing the container stops its proxy and frees the ports.
+    d.docker(["rm", "-f", "web"]).ok();
+    assert!(proxies(&d).is_empty());
+    std::net::TcpListener::bind(("0.0.0.0", p2)).expect("the port is free again");
+    std::net::TcpListener::bind(("127.0.0.1", p1)).expect("the port is free again");
+    // SCTP has no userland path.
+    let o = d.docker(["run", "-d", "-p", "9/sctp", "busybox", "true"]);
+    assert!(o.stderr.contains("forwards TCP and UDP only"), "{o:?}");
+    drop(d);
+
+    // Neither firewall rules nor the proxy: publishing is refused, running is not.
+    let d = Daemon::start_with(r#"{"iptables": false, "userland-proxy": false}"#);
+    d.load_busybox();
+    let o = d.docker(["run", "--rm", "-p", "80", "busybox", "true"]);
+    assert!(o.stderr.contains("\"userland-proxy\": false"), "{o:?}");
+    assert_eq!(
+        d.docker(["run", "--rm", "busybox", "echo", "ok"]).ok(),
+        "ok"
+    );
+}
+
 #[test]
 fn bad_port_requests() {
     let d = Daemon::start();

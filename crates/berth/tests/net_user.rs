@@ -315,6 +315,106 @@ fn user_networks_end_to_end() {
 }
 
 #[test]
+fn icc_false_isolates_containers_of_a_network() {
+    // daemon.json `icc: false` for the default bridge; `enable_icc` per user network.
+    let d = Daemon::start_with(r#"{"icc": false}"#);
+    d.load_busybox();
+    d.docker([
+        "network",
+        "create",
+        "--subnet",
+        &d.block.subnet(1),
+        "-o",
+        "com.docker.network.bridge.enable_icc=false",
+        "quiet",
+    ])
+    .ok();
+    d.docker([
+        "network",
+        "create",
+        "--subnet",
+        &d.block.subnet(2),
+        "chatty",
+    ])
+    .ok();
+    let run = |name: &str, net: &str| {
+        d.docker([
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--network",
+            net,
+            "busybox",
+            "sleep",
+            "300",
+        ])
+        .ok();
+    };
+    for (n, net) in [
+        ("b1", "bridge"),
+        ("b2", "bridge"),
+        ("q1", "quiet"),
+        ("q2", "quiet"),
+        ("c1", "chatty"),
+        ("c2", "chatty"),
+    ] {
+        run(n, net);
+    }
+    let gw = |net: &str| {
+        d.docker([
+            "network",
+            "inspect",
+            "-f",
+            "{{(index .IPAM.Config 0).Gateway}}",
+            net,
+        ])
+        .ok()
+    };
+    assert!(!pings(&d, "b1", &ip_on(&d, "b2", "bridge")));
+    assert!(
+        pings(&d, "b1", &d.block.gateway()),
+        "the host stays reachable"
+    );
+    assert!(!pings(&d, "q1", &ip_on(&d, "q2", "quiet")));
+    assert!(pings(&d, "q2", &gw("quiet")));
+    assert!(pings(&d, "c1", &ip_on(&d, "c2", "chatty")));
+    let opt = |net: &str| {
+        d.docker([
+            "network",
+            "inspect",
+            "-f",
+            "{{index .Options \"com.docker.network.bridge.enable_icc\"}}",
+            net,
+        ])
+        .ok()
+    };
+    assert_eq!(opt("bridge"), "false");
+    assert_eq!(opt("quiet"), "false");
+    // Connecting a running container to an isolated network isolates that endpoint too.
+    d.docker(["network", "connect", "quiet", "c1"]).ok();
+    assert!(!pings(&d, "c1", &ip_on(&d, "q1", "quiet")));
+    assert!(pings(&d, "c1", &ip_on(&d, "c2", "chatty")));
+    let o = d.docker([
+        "network",
+        "create",
+        "-o",
+        "com.docker.network.bridge.enable_icc=maybe",
+        "bad",
+    ]);
+    assert!(o.stderr.contains("invalid value"), "{o:?}");
+    // API 1.47's EnableIPv4=false is refused, not ignored.
+    let (status, body) = d.raw(
+        "POST",
+        "/networks/create",
+        Some("application/json"),
+        br#"{"Name":"nov4","EnableIPv4":false}"#,
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("--ipv4=false"), "{body}");
+}
+
+#[test]
 fn bad_network_requests() {
     let d = Daemon::start();
     let s1 = d.block.subnet(1);

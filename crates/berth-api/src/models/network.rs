@@ -142,6 +142,9 @@ wire! {
         pub scope: String,
         #[serde(rename = "EnableIPv6")]
         pub enable_ipv6: bool,
+        /// API 1.47 (`--ipv4=false`); absent means true.
+        #[serde(rename = "EnableIPv4")]
+        pub enable_ipv4: Option<bool>,
         #[serde(rename = "IPAM")]
         pub ipam: Option<Ipam>,
         pub internal: bool,

@@ -277,6 +277,7 @@ async fn create(ctx: &Ctx, m: Matches) -> CliResult<()> {
         driver: m.string("driver").unwrap_or_else(|| "bridge".into()),
         scope: m.string("scope").unwrap_or_default(),
         enable_ipv6: m.flag("ipv6"),
+        enable_ipv4: None,
         ipam: Some(Ipam {
             driver: m.string("ipam-driver").unwrap_or_else(|| "default".into()),
             options: Some(map_opt(&m.list("ipam-opt"), "ipam-opt")?),
