@@ -102,6 +102,9 @@ pub struct FileConfig {
     pub tlscacert: Option<PathBuf>,
     pub tlscert: Option<PathBuf>,
     pub tlskey: Option<PathBuf>,
+    /// berth's own key: the host's resolv.conf that containers' DNS settings derive from
+    /// (default /etc/resolv.conf).
+    pub host_resolv_conf: Option<PathBuf>,
 }
 
 /// One entry of `default-address-pools`.
@@ -132,6 +135,8 @@ pub struct NetConfig {
     pub dns: Vec<String>,
     pub dns_search: Vec<String>,
     pub dns_opts: Vec<String>,
+    /// The host's resolv.conf (`host-resolv-conf`, default /etc/resolv.conf).
+    pub host_resolv_conf: PathBuf,
 }
 
 pub const DEFAULT_BRIDGE: &str = "berth0";
@@ -494,6 +499,11 @@ fn net_config(fc: &FileConfig) -> Result<NetConfig, ConfigError> {
         dns: fc.dns.clone().unwrap_or_default(),
         dns_search: fc.dns_search.clone().unwrap_or_default(),
         dns_opts: fc.dns_opts.clone().unwrap_or_default(),
+        host_resolv_conf: fc
+            .host_resolv_conf
+            .clone()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or_else(|| PathBuf::from("/etc/resolv.conf")),
     })
 }
 

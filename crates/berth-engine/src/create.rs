@@ -179,14 +179,21 @@ impl Engine {
             .map(|(d, _)| crate::volumes::mounts::clean_path(d))
             .collect();
         rec.mounts = self.attach_volumes(&rec.id, mount_plan, &tmpfs).await?;
-        let saved = write_net_files(&dir, &rec, hostname, extra_hosts, self.daemon_dns())
-            .map_err(|e| ApiError::internal(format!("cannot write the container's files: {e}")))
-            .and_then(|()| {
-                let c = Container::new(rec.clone(), &self.cfg.data_root, &self.cfg.exec_root);
-                c.save().map(|()| c).map_err(|e| {
-                    ApiError::internal(format!("cannot save the container record: {e}"))
-                })
-            });
+        let saved = write_net_files(
+            &dir,
+            &rec,
+            hostname,
+            extra_hosts,
+            self.daemon_dns(),
+            &self.cfg.net.host_resolv_conf,
+        )
+        .map_err(|e| ApiError::internal(format!("cannot write the container's files: {e}")))
+        .and_then(|()| {
+            let c = Container::new(rec.clone(), &self.cfg.data_root, &self.cfg.exec_root);
+            c.save()
+                .map(|()| c)
+                .map_err(|e| ApiError::internal(format!("cannot save the container record: {e}")))
+        });
         let c = match saved {
             Ok(c) => c,
             Err(e) => {
@@ -539,6 +546,7 @@ pub(crate) fn write_net_files(
     hostname: &str,
     extra_hosts: &[(String, String)],
     daemon_dns: (&[String], &[String], &[String]),
+    host_resolv_conf: &Path,
 ) -> std::io::Result<()> {
     let host_mode = rec.network_mode == "host";
     let hosts = if host_mode {
@@ -547,20 +555,19 @@ pub(crate) fn write_net_files(
     } else {
         netfiles::hosts_file(hostname, &rec.config.domainname, &[], extra_hosts)
     };
-    let hc = &rec.host_config;
-    // The container's --dns* flags, else the daemon's dns, dns-search, dns-opts.
-    let pick = |own: &Option<Vec<String>>, daemon: &[String]| {
-        own.clone()
-            .filter(|v| !v.is_empty())
-            .unwrap_or_else(|| daemon.to_vec())
+    // Rewritten at every start (the networks may change meanwhile); the embedded DNS server's
+    // 127.0.0.11 on user-defined networks.
+    let host_resolv = std::fs::read_to_string(host_resolv_conf).unwrap_or_default();
+    let networks: Vec<String> = if crate::network::is_bridged(&rec.network_mode) {
+        crate::Engine::endpoint_order(rec)
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect()
+    } else {
+        Vec::new()
     };
-    let dns = netfiles::DnsOverrides {
-        servers: pick(&hc.dns, daemon_dns.0),
-        search: pick(&hc.dns_search, daemon_dns.1),
-        options: pick(&hc.dns_options, daemon_dns.2),
-    };
-    let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    let resolv = netfiles::resolv_conf(&host_resolv, !host_mode, &dns);
+    let resolv = crate::dns::resolv_plan(rec, &networks, daemon_dns, &host_resolv);
+    let resolv = resolv.content();
     berth_image::fsutil::write_replace(
         dir,
         "hostname",

@@ -14,6 +14,7 @@ mod container;
 mod create;
 mod detach;
 mod distribution;
+mod dns;
 mod events;
 mod exec;
 mod filters;
@@ -91,6 +92,8 @@ pub struct Engine {
     pub(crate) health_tx: health::SchedulerTx,
     /// The `local` volume driver's store.
     pub(crate) volumes: Arc<volumes::VolumeStore>,
+    /// The embedded DNS server (127.0.0.11 in containers on user-defined networks).
+    pub(crate) dns: dns::Dns,
 }
 
 impl Engine {
@@ -150,6 +153,7 @@ impl Engine {
         let (health_tx, health_rx) = health::channel();
         let engine = Arc::new(Engine {
             net,
+            dns: dns::Dns::start(),
             images: Arc::new(images),
             containers: RwLock::new(Containers::default()),
             execs: exec::ExecTable::default(),

@@ -505,6 +505,7 @@ impl Engine {
         }
         c.update(|r| r.name = new_name.clone())
             .map_err(|e| ApiError::internal(e.to_string()))?;
+        self.dns_refresh(c, None);
         let mut attrs = self.event_attrs(c);
         attrs.insert("oldName".into(), format!("/{old}"));
         self.events.emit("container", "rename", &c.id, attrs);

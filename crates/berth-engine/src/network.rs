@@ -633,6 +633,12 @@ impl Engine {
         }
         c.update(|r| r.sandbox = Some(sb.clone()))
             .map_err(|e| internal(format!("cannot save the container state: {e}")))?;
+        if let Err(e) = self.dns_start(c) {
+            self.dns_stop(&c.id).await;
+            self.release_sandbox(&c.id, &sb).await;
+            let _ = c.update_volatile(|r| r.sandbox = None);
+            return Err(e);
+        }
         self.write_hosts(c);
         for (name, ep) in &sb.endpoints {
             self.network_event("connect", &ep.network_id, name, &c.id);
@@ -641,7 +647,7 @@ impl Engine {
     }
 
     /// The networks of a container, primary (its network mode's) first.
-    fn endpoint_order(rec: &ContainerRecord) -> Vec<(String, EndpointSettings)> {
+    pub(crate) fn endpoint_order(rec: &ContainerRecord) -> Vec<(String, EndpointSettings)> {
         let primary = mode_network(&rec.network_mode).to_string();
         let mut v: Vec<(String, EndpointSettings)> = Vec::new();
         let cfgs = &rec.endpoints_config;
@@ -936,6 +942,7 @@ impl Engine {
 
     /// Takes a stopped (or crashed) container off its networks.
     pub(crate) async fn net_detach(&self, c: &Container) {
+        self.dns_stop(&c.id).await;
         let Some(sb) = c.with(|r| r.sandbox.clone()) else {
             return;
         };
@@ -967,6 +974,7 @@ impl Engine {
                 continue;
             }
             keep.insert(PathBuf::from(&sb.key));
+            self.dns_restore(c);
             for ep in sb.endpoints.values() {
                 if let Ok(net) = self.net.find(&ep.network_id) {
                     net.pool
@@ -1148,9 +1156,7 @@ impl Engine {
                     e.ip_prefix_len = ep.prefix as i64;
                     e.mac_address = ep.mac.clone();
                     if !is_default_net(&name) {
-                        let mut names = vec![r.name.clone()];
-                        names.extend(ep.aliases.iter().cloned());
-                        e.dns_names = Some(names);
+                        e.dns_names = Some(crate::dns::endpoint_dns_names(r, &ep.aliases));
                     }
                 }
             }
@@ -1778,6 +1784,7 @@ impl Engine {
             })
             .map_err(internal)?;
             self.write_hosts(&c);
+            self.dns_refresh(&c, None);
         } else {
             c.update(|r| {
                 r.endpoints_config.remove("default");
@@ -1864,6 +1871,7 @@ impl Engine {
         .map_err(internal)?;
         if running {
             self.write_hosts(&c);
+            self.dns_refresh(&c, Some(&n.rec.id));
         }
         self.network_event("disconnect", &n.rec.id, &n.rec.name, &c.id);
         Ok(())

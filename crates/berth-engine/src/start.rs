@@ -191,6 +191,7 @@ impl Engine {
                 &rec.config.hostname,
                 &extra,
                 self.daemon_dns(),
+                &self.cfg.net.host_resolv_conf,
             )
             .map_err(|e| internal(format!("cannot write the container's files: {e}")))?;
         }
