@@ -175,6 +175,11 @@ pub struct Container {
     restart: Mutex<crate::restart::RestartManager>,
     /// Health-check monitor state. Lock order: before `record`.
     health: Mutex<crate::health::Monitor>,
+    /// The process of the bundle's OCI spec, parsed once per spec file (keyed by its mtime and
+    /// size): every exec (and so every health probe) starts from it, and parsing the spec with
+    /// its seccomp profile at each probe was most of a probe's cost in the daemon.
+    pub(crate) spec_process:
+        Mutex<Option<(std::time::SystemTime, u64, oci_spec::runtime::Process)>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -203,6 +208,7 @@ impl Container {
             prev_shim_pid: Mutex::new(None),
             restart: Mutex::new(Default::default()),
             health: Mutex::new(Default::default()),
+            spec_process: Mutex::new(None),
         })
     }
 

@@ -236,16 +236,10 @@ impl Engine {
             )
         });
         let rootfs = self.rw_mount_path(&c.id);
+        let c2 = c.clone();
         let process =
             tokio::task::spawn_blocking(move || -> Result<oci_spec::runtime::Process, ApiError> {
-                let spec =
-                    oci_spec::runtime::Spec::load(bundle.join("config.json")).map_err(|err| {
-                        ApiError::internal(format!("cannot read the container's OCI spec: {err}"))
-                    })?;
-                let base = spec
-                    .process()
-                    .clone()
-                    .ok_or_else(|| ApiError::internal("the container's OCI spec has no process"))?;
+                let base = spec_process(&c2, &bundle.join("config.json"))?;
                 let user_spec = if cfg.user.is_empty() {
                     container_user
                 } else {
@@ -627,4 +621,31 @@ async fn read_opt<R: AsyncRead + Unpin>(
         Some(r) => r.read(buf).await,
         None => std::future::pending().await,
     }
+}
+
+/// The process of the container's OCI spec at `path`, from the container's cache while the file
+/// is unchanged (same mtime and size; a new start writes a new spec).
+fn spec_process(
+    c: &Container,
+    path: &std::path::Path,
+) -> Result<oci_spec::runtime::Process, ApiError> {
+    let meta = std::fs::metadata(path).map_err(|err| {
+        ApiError::internal(format!("cannot read the container's OCI spec: {err}"))
+    })?;
+    let key = (meta.modified().ok(), meta.len());
+    let mut cache = c.spec_process.lock().unwrap_or_else(|p| p.into_inner());
+    if let (Some(mtime), Some((m, len, process))) = (key.0, cache.as_ref()) {
+        if *m == mtime && *len == key.1 {
+            return Ok(process.clone());
+        }
+    }
+    let spec = oci_spec::runtime::Spec::load(path).map_err(|err| {
+        ApiError::internal(format!("cannot read the container's OCI spec: {err}"))
+    })?;
+    let process = spec
+        .process()
+        .clone()
+        .ok_or_else(|| ApiError::internal("the container's OCI spec has no process"))?;
+    *cache = key.0.map(|m| (m, key.1, process.clone()));
+    Ok(process)
 }
