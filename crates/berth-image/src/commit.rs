@@ -15,6 +15,7 @@ use crate::config::{self, ContainerConfig, History, ImageConfig};
 use crate::digest::Digest;
 use crate::error::ImageError;
 use crate::fsutil;
+use crate::layer::{AppliedLayer, ChainId};
 use crate::reference::Reference;
 use crate::store::{CreateOptions, Image, ImageLayer, ImageStore, MEDIA_TYPE_DOCKER_LAYER_TAR};
 
@@ -102,7 +103,46 @@ pub fn merge(user: &mut ContainerConfig, container: &ContainerConfig) {
     }
 }
 
+/// The diff ID of an empty layer tar (1024 zero bytes): Docker's `DigestSHA256EmptyTar`.
+pub const EMPTY_TAR_DIFF_ID: &str =
+    "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef";
+
 impl ImageStore {
+    /// Turns the writable layer `rw_id` (unmounted or quiescent) into a layer on top of
+    /// `parent`: its diff is written as a tar into the spool, applied as a snapshot and kept
+    /// as the layer's blob. The layer stays pinned while the returned [`AppliedLayer`] lives.
+    pub fn layer_from_rw(
+        &self,
+        rw_id: &str,
+        parent: Option<&ChainId>,
+    ) -> Result<(ImageLayer, AppliedLayer), ImageError> {
+        let spool = self.tmp_dir("commit-")?;
+        let tar_path = spool.path().join("layer.tar");
+        let mut out = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tar_path)
+            .map_err(fsutil::ctx("create", &tar_path))?;
+        let stats = self.layers().diff_rw(rw_id, &mut out)?;
+        out.flush().map_err(fsutil::ctx("write", &tar_path))?;
+        drop(out);
+        let mut tar = File::open(&tar_path).map_err(fsutil::ctx("open", &tar_path))?;
+        let applied = self
+            .layers()
+            .apply(parent, &mut tar, Some(&stats.diff_id))?;
+        drop(tar);
+        let _blob_pin = self.pin_blob(&stats.diff_id);
+        let info = self.content().put_file(&tar_path, Some(&stats.diff_id))?;
+        let layer = ImageLayer::from_applied(
+            &applied,
+            info.digest,
+            MEDIA_TYPE_DOCKER_LAYER_TAR,
+            info.size,
+        );
+        Ok((layer, applied))
+    }
+
     /// Commits a container's writable layer as a new image; returns its ID. The caller keeps
     /// the container from changing state meanwhile (and pauses it if asked).
     pub fn commit(&self, spec: CommitSpec<'_>) -> Result<Digest, ImageError> {
@@ -112,25 +152,8 @@ impl ImageStore {
         changes::apply(&mut cfg, &parsed)?;
         merge(&mut cfg, &spec.container_config);
 
-        let spool = self.tmp_dir("commit-")?;
-        let tar_path = spool.path().join("layer.tar");
-        let mut out = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tar_path)
-            .map_err(fsutil::ctx("create", &tar_path))?;
-        let stats = self.layers().diff_rw(spec.container_id, &mut out)?;
-        out.flush().map_err(fsutil::ctx("write", &tar_path))?;
-        drop(out);
         let parent = spec.base.top_chain_id().cloned();
-        let mut tar = File::open(&tar_path).map_err(fsutil::ctx("open", &tar_path))?;
-        let applied = self
-            .layers()
-            .apply(parent.as_ref(), &mut tar, Some(&stats.diff_id))?;
-        drop(tar);
-        let _blob_pin = self.pin_blob(&stats.diff_id);
-        let info = self.content().put_file(&tar_path, Some(&stats.diff_id))?;
+        let (layer, applied) = self.layer_from_rw(spec.container_id, parent.as_ref())?;
 
         let base = &spec.base.config;
         let created = config::now_rfc3339();
@@ -144,7 +167,7 @@ impl ImageStore {
         });
         let mut rootfs = base.rootfs.clone();
         rootfs.kind = "layers".into();
-        rootfs.diff_ids.push(stats.diff_id.clone());
+        rootfs.diff_ids.push(layer.diff_id.clone());
         let image_config = ImageConfig {
             architecture: base.architecture.clone(),
             os: base.os.clone(),
@@ -161,12 +184,7 @@ impl ImageStore {
         };
         let bytes = image_config.to_bytes()?;
         let mut layers = spec.base.layers.clone();
-        layers.push(ImageLayer::from_applied(
-            &applied,
-            info.digest,
-            MEDIA_TYPE_DOCKER_LAYER_TAR,
-            info.size,
-        ));
+        layers.push(layer);
         let img = self.create_image(
             &bytes,
             &layers,

@@ -32,6 +32,50 @@ use crate::tarapply::{OVERLAY_OPAQUE_XATTR, WHITEOUT_OPAQUE, WHITEOUT_PREFIX};
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct RwMeta {
     parent: Option<ChainId>,
+    /// Whether the layer has Docker's init layer (`init/`, mount points for the files the
+    /// runtime bind-mounts) between the image and the writable layer, so that those mount
+    /// points never show up in the layer's diff (build steps).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    init: bool,
+}
+
+/// Docker's init layer (moby `initlayer.Setup`): mount points created below the writable
+/// layer of build containers. `None` is a directory, `Some(t)` a symlink to `t`, files are
+/// empty.
+const INIT_ENTRIES: &[(&str, Option<Option<&str>>)] = &[
+    ("dev", None),
+    ("dev/pts", None),
+    ("dev/shm", None),
+    ("proc", None),
+    ("sys", None),
+    ("etc", None),
+    (".dockerenv", Some(None)),
+    ("etc/resolv.conf", Some(None)),
+    ("etc/hosts", Some(None)),
+    ("etc/hostname", Some(None)),
+    ("dev/console", Some(None)),
+    ("etc/mtab", Some(Some("/proc/mounts"))),
+];
+
+fn write_init_dir(dir: &Path) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    fs::create_dir(dir)?;
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o755))?;
+    for (rel, kind) in INIT_ENTRIES {
+        let p = dir.join(rel);
+        match kind {
+            None => {
+                fs::create_dir(&p)?;
+                fs::set_permissions(&p, fs::Permissions::from_mode(0o755))?;
+            }
+            Some(None) => {
+                File::create(&p)?;
+                fs::set_permissions(&p, fs::Permissions::from_mode(0o755))?;
+            }
+            Some(Some(target)) => std::os::unix::fs::symlink(target, &p)?,
+        }
+    }
+    Ok(())
 }
 
 /// How to mount overlayfs (exposed for tests of the fallback).
@@ -95,7 +139,10 @@ impl LayerStore {
     pub fn rw_parents(&self) -> Result<Vec<ChainId>, LayerError> {
         let mut out = Vec::new();
         for id in self.rw_ids()? {
-            if let Ok(RwMeta { parent: Some(p) }) = self.rw_meta(&id) {
+            if let Ok(RwMeta {
+                parent: Some(p), ..
+            }) = self.rw_meta(&id)
+            {
                 out.push(p);
             }
         }
@@ -119,6 +166,17 @@ impl LayerStore {
     /// Creates the read-write layer of container `id` on top of `image_top` (None for an
     /// image without layers). Atomic: built in a temp dir and renamed into place.
     pub fn create_rw(&self, id: &str, image_top: Option<&ChainId>) -> Result<(), LayerError> {
+        self.create_rw_with(id, image_top, false)
+    }
+
+    /// [`LayerStore::create_rw`], with Docker's init layer below the writable layer when
+    /// `init` is set (build steps: the runtime's mount points stay out of the diff).
+    pub fn create_rw_with(
+        &self,
+        id: &str,
+        image_top: Option<&ChainId>,
+        init: bool,
+    ) -> Result<(), LayerError> {
         let dst = self.rw_dir(id)?;
         if is_full_hex_id(id) && dst.join("meta.json").exists() {
             return Err(LayerError::InvalidId(id.to_string()));
@@ -139,8 +197,13 @@ impl LayerStore {
         let diff = tmp.path().join("diff");
         fs::set_permissions(&diff, fs::Permissions::from_mode(0o755))
             .map_err(fsutil::ctx("chmod", &diff))?;
+        if init {
+            let p = tmp.path().join("init");
+            write_init_dir(&p).map_err(fsutil::ctx("create", &p))?;
+        }
         let meta = serde_json::to_vec(&RwMeta {
             parent: image_top.cloned(),
+            init,
         })
         .map_err(|e| LayerError::Corrupt {
             chain_id: id.to_string(),
@@ -195,24 +258,25 @@ impl LayerStore {
         if is_mountpoint(&merged)? {
             return Ok(merged);
         }
-        let lowers = match &meta.parent {
+        let mut lowers = match &meta.parent {
             Some(top) => self.chain_dirs(top)?,
             None => vec![self.empty_dir()],
         };
+        if meta.init {
+            lowers.insert(0, dir.join("init"));
+        }
         let upper = dir.join("diff");
         let work = dir.join("work");
         let res = match method {
             MountMethod::Auto => match mount_new_api(&lowers, &upper, &work, &merged) {
                 Err(NewApiError::Unsupported(why)) => {
                     tracing::debug!(reason = %why, "new mount API unavailable; using mount(2)");
-                    self.mount_legacy(meta.parent.as_ref(), &lowers, &upper, &work, &merged)
+                    self.mount_legacy(&meta, &dir, &lowers, &upper, &work, &merged)
                 }
                 Err(NewApiError::Failed(e)) => Err(e),
                 Ok(()) => Ok(()),
             },
-            MountMethod::Legacy => {
-                self.mount_legacy(meta.parent.as_ref(), &lowers, &upper, &work, &merged)
-            }
+            MountMethod::Legacy => self.mount_legacy(&meta, &dir, &lowers, &upper, &work, &merged),
         };
         res.map_err(LayerError::Mount)?;
         tracing::debug!(container = id, layers = lowers.len(), "rootfs mounted");
@@ -221,14 +285,18 @@ impl LayerStore {
 
     fn mount_legacy(
         &self,
-        top: Option<&ChainId>,
+        meta: &RwMeta,
+        dir: &Path,
         lowers: &[PathBuf],
         upper: &Path,
         work: &Path,
         merged: &Path,
     ) -> Result<(), String> {
         let mut lower_opt = Vec::new();
-        match top {
+        if meta.init {
+            lower_opt.push(dir.join("init"));
+        }
+        match meta.parent.as_ref() {
             None => lower_opt.push(self.empty_dir()),
             Some(top) => {
                 let chain = self.chain(top).map_err(|e| e.to_string())?;

@@ -96,10 +96,31 @@ pub struct ApplyStats {
     pub entries: u64,
 }
 
+/// How [`apply_tar_with`] reads an archive.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ApplyOptions {
+    /// A plain archive, not a layer (a build context, the tar of an `ADD`): `.wh.` names are
+    /// ordinary files, not whiteouts.
+    pub plain: bool,
+    /// Leading `/` of entry names and hard link targets are dropped (Docker's `Untar`: an
+    /// absolute name lands below the target) instead of refused.
+    pub strip_absolute: bool,
+}
+
 /// Applies the (uncompressed) tar stream `r` onto the existing directory `target`.
 /// On error the target is left partially written: callers apply into a fresh temporary
 /// directory and delete it on failure (see `layer`).
 pub fn apply_tar(target: &Path, r: &mut dyn Read) -> Result<ApplyStats, ApplyError> {
+    apply_tar_with(target, r, ApplyOptions::default())
+}
+
+/// [`apply_tar`] with options (plain archives for builds). Every safety rule holds: nothing
+/// is written outside `target`.
+pub fn apply_tar_with(
+    target: &Path,
+    r: &mut dyn Read,
+    opts: ApplyOptions,
+) -> Result<ApplyStats, ApplyError> {
     let root = rfs::open(
         target,
         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
@@ -109,6 +130,16 @@ pub fn apply_tar(target: &Path, r: &mut dyn Read) -> Result<ApplyStats, ApplyErr
         path: target.display().to_string(),
         source: e.into(),
     })?;
+    apply_tar_at(root, r, opts)
+}
+
+/// [`apply_tar_with`] onto a directory given as an open handle (one resolved safely by the
+/// caller, e.g. inside a container rootfs).
+pub fn apply_tar_at(
+    root: OwnedFd,
+    r: &mut dyn Read,
+    opts: ApplyOptions,
+) -> Result<ApplyStats, ApplyError> {
     let mut hashed = DigestReader::new(r, Algorithm::Sha256);
     let mut applier = Applier {
         root,
@@ -117,6 +148,7 @@ pub fn apply_tar(target: &Path, r: &mut dyn Read) -> Result<ApplyStats, ApplyErr
         entries: 0,
         cached_parent: None,
         copy_buf: vec![0u8; 64 * 1024],
+        opts,
     };
     {
         let mut archive = tar::Archive::new(&mut hashed);
@@ -160,6 +192,7 @@ struct Applier {
     cached_parent: Option<(Vec<Vec<u8>>, OwnedFd)>,
     /// The buffer file contents are copied through (one for the whole archive).
     copy_buf: Vec<u8>,
+    opts: ApplyOptions,
 }
 
 /// Splits an entry name into components, refusing absolute names, `..` and NUL bytes.
@@ -221,6 +254,15 @@ fn open_beneath(
 }
 
 impl Applier {
+    /// [`clean_components`], dropping leading `/` first when the options say so.
+    fn components(&self, raw: &[u8]) -> Result<Vec<Vec<u8>>, String> {
+        if self.opts.strip_absolute {
+            let start = raw.iter().position(|&b| b != b'/').unwrap_or(raw.len());
+            return clean_components(&raw[start..]);
+        }
+        clean_components(raw)
+    }
+
     fn entry<R: Read>(&mut self, e: &mut tar::Entry<'_, R>) -> Result<(), ApplyError> {
         let raw = e.path_bytes().into_owned();
         let name = show(&raw);
@@ -232,7 +274,7 @@ impl Applier {
             entry: name.clone(),
             reason,
         };
-        let comps = clean_components(&raw).map_err(unsafe_err)?;
+        let comps = self.components(&raw).map_err(unsafe_err)?;
         let meta = self.meta(e, &name)?;
         tracing::debug!(entry = %name, kind = ?kind, "apply");
 
@@ -255,7 +297,10 @@ impl Applier {
         };
 
         // Whiteouts.
-        if let Some(rest) = base.strip_prefix(WHITEOUT_PREFIX.as_bytes()) {
+        if let Some(rest) = base
+            .strip_prefix(WHITEOUT_PREFIX.as_bytes())
+            .filter(|_| !self.opts.plain)
+        {
             let parent = self.open_parent(parent_comps, &name)?;
             if base == WHITEOUT_OPAQUE.as_bytes() {
                 rfs::fsetxattr(&parent, OVERLAY_OPAQUE_XATTR, b"y", XattrFlags::empty())
@@ -376,7 +421,7 @@ impl Applier {
                     .link_name_bytes()
                     .map(|c| c.into_owned())
                     .unwrap_or_default();
-                let tcomps = clean_components(&target).map_err(|r| ApplyError::Unsafe {
+                let tcomps = self.components(&target).map_err(|r| ApplyError::Unsafe {
                     entry: name.clone(),
                     reason: format!("hard link target {:?}: {r}", show(&target)),
                 })?;
