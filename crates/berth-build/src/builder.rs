@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use berth_image::commit::EMPTY_TAR_DIFF_ID;
-use berth_image::config::{ContainerConfig, History, ImageConfig, RootFs};
+use berth_image::config::{ContainerConfig, History, ImageConfig};
 use berth_image::fsutil::random_hex;
 use berth_image::store::{CreateOptions, Image, ImageLayer, ImageStore};
 use berth_image::Digest;
@@ -1265,7 +1265,7 @@ fn child_image(
     });
     let mut rootfs = parent
         .map(|p| p.config.rootfs.clone())
-        .unwrap_or_else(RootFs::default);
+        .unwrap_or_default();
     rootfs.kind = "layers".into();
     let mut layers = parent.map(|p| p.layers.clone()).unwrap_or_default();
     if let Some(l) = &layer {

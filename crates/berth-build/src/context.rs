@@ -113,7 +113,7 @@ impl BuildContext {
             Ok(d) => d,
             Err(_) => return Ok(()),
         };
-        fsops::remove_at(dir.as_fd(), base).map_err(|e| BuildError::internal(e))
+        fsops::remove_at(dir.as_fd(), base).map_err(BuildError::internal)
     }
 
     /// The remembered digest of a source, if hashed before in this build.

@@ -144,7 +144,7 @@ pub fn source_hash(
         if FileType::from_raw_mode(st.st_mode) == FileType::RegularFile {
             let f =
                 fsops::open_in_root(root, p, OFlags::RDONLY).map_err(|e| errno("open", p, e))?;
-            hash_content(&mut hasher, File::from(f)).map_err(|e| BuildError::internal(e))?;
+            hash_content(&mut hasher, File::from(f)).map_err(BuildError::internal)?;
         }
         format!("file:{}", hex::encode(hasher.finalize()))
     };
@@ -155,7 +155,7 @@ pub fn source_hash(
 fn hash_meta(h: &mut Sha256, name: &[u8], st: &rfs::Stat) {
     h.update((name.len() as u64).to_le_bytes());
     h.update(name);
-    h.update((st.st_mode as u32).to_le_bytes());
+    h.update(st.st_mode.to_le_bytes());
     h.update(st.st_uid.to_le_bytes());
     h.update(st.st_gid.to_le_bytes());
     let ft = FileType::from_raw_mode(st.st_mode);
@@ -163,7 +163,7 @@ fn hash_meta(h: &mut Sha256, name: &[u8], st: &rfs::Stat) {
         h.update((st.st_size as u64).to_le_bytes());
     }
     if ft == FileType::CharacterDevice || ft == FileType::BlockDevice {
-        h.update((st.st_rdev as u64).to_le_bytes());
+        h.update(st.st_rdev.to_le_bytes());
     }
 }
 
@@ -209,7 +209,7 @@ fn hash_tree(h: &mut Sha256, dir: BorrowedFd<'_>, prefix: &mut Vec<u8>) -> Resul
                     Mode::empty(),
                 )
                 .map_err(|e| errno("open", &show(prefix), e))?;
-                hash_content(h, File::from(f)).map_err(|e| BuildError::internal(e))?;
+                hash_content(h, File::from(f)).map_err(BuildError::internal)?;
             }
             FileType::Symlink => {
                 let t = rfs::readlinkat(dir, n, Vec::new())
@@ -380,11 +380,11 @@ fn set_times(fd: BorrowedFd<'_>, st: &rfs::Stat) -> std::result::Result<(), Errn
 fn times_of(st: &rfs::Stat) -> Timestamps {
     Timestamps {
         last_access: rfs::Timespec {
-            tv_sec: st.st_atime as i64,
+            tv_sec: st.st_atime,
             tv_nsec: st.st_atime_nsec as _,
         },
         last_modification: rfs::Timespec {
-            tv_sec: st.st_mtime as i64,
+            tv_sec: st.st_mtime,
             tv_nsec: st.st_mtime_nsec as _,
         },
     }

@@ -440,6 +440,16 @@ impl Backend for Daemon {
         async move { e.image_delete(&name, opts).await }
     }
 
+    fn build(
+        &self,
+        _ctx: RequestContext,
+        opts: BuildOptions,
+        context: BodyStream,
+    ) -> impl Future<Output = Result<ProgressStream, ApiError>> + Send {
+        let e = self.0.clone();
+        async move { e.build(opts, context).await }
+    }
+
     fn image_create(
         &self,
         _ctx: RequestContext,

@@ -10,6 +10,7 @@ pub use backend::Daemon;
 pub use network::firewall_table;
 mod attach;
 mod backend;
+mod build;
 mod container;
 mod create;
 mod detach;
@@ -171,6 +172,7 @@ impl Engine {
         });
         health::spawn_scheduler(&engine, health_rx);
         engine.restore().await;
+        engine.cleanup_builds().await;
         Ok(engine)
     }
 

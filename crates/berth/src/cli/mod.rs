@@ -10,6 +10,7 @@
 //! * one module per group of verbs ([`container`], [`run`], [`exec`], [`image`], [`system`]).
 
 mod auth;
+mod build;
 mod compose;
 mod connect;
 mod container;
@@ -474,10 +475,12 @@ pub enum Verb {
     ContextExport,
     ContextImport,
     DialStdio,
+    Build,
 }
 
 const TOP_VERBS: &[(&str, Verb)] = &[
     ("attach", Verb::Attach),
+    ("build", Verb::Build),
     ("commit", Verb::Commit),
     ("create", Verb::Create),
     ("diff", Verb::Diff),
@@ -547,6 +550,7 @@ const CONTAINER_VERBS: &[(&str, Verb)] = &[
 ];
 
 const IMAGE_VERBS: &[(&str, Verb)] = &[
+    ("build", Verb::Build),
     ("history", Verb::History),
     ("import", Verb::Import),
     ("inspect", Verb::ImageInspect),
@@ -675,6 +679,7 @@ impl Verb {
             }
             Verb::ContextImport => "Import a context from a tar or zip file",
             Verb::DialStdio => "Proxy the stdio stream to the daemon connection. Should not be invoked manually.",
+            Verb::Build => "Build an image from a Dockerfile",
         }
     }
 
@@ -709,6 +714,7 @@ impl Verb {
     fn spec(self, path: &str) -> Spec {
         let spec = match self {
             Verb::Run => run::run_spec(path),
+            Verb::Build => build::spec(path),
             Verb::Create => run::create_spec(path),
             Verb::Start => run::start_spec(path),
             Verb::Attach => run::attach_spec(path),
@@ -769,6 +775,7 @@ impl Verb {
     async fn run(self, ctx: &Ctx, spec: &Spec, m: Matches) -> CliResult<()> {
         match self {
             Verb::Run => run::run(ctx, spec, m).await,
+            Verb::Build => build::run(ctx, m).await,
             Verb::Create => run::create(ctx, spec, m).await,
             Verb::Start => run::start(ctx, m).await,
             Verb::Attach => run::attach(ctx, m).await,
