@@ -19,8 +19,6 @@ pub mod builder;
 pub mod cache;
 pub mod context;
 pub mod copy;
-pub mod dockerfile;
-pub mod dockerignore;
 pub mod error;
 pub mod frontend;
 pub mod fsops;
