@@ -274,6 +274,19 @@ pub struct BuildOptions {
     pub remote: Option<String>,
     /// `X-Registry-Config`: registry host → credentials.
     pub registry_config: BTreeMap<String, AuthConfig>,
+    /// berth's extension (`berthtrace=1`): also send structured progress, as
+    /// `{"id":"berth.build.trace","aux":{…}}` messages. Docker's clients never ask for it.
+    pub trace: bool,
+}
+
+/// `POST /build/prune`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BuildPruneOptions {
+    /// Remove all cache, not only unused entries.
+    pub all: bool,
+    /// Keep this many bytes of cache (least recently used goes first); 0 = keep none.
+    pub keep_storage: i64,
+    pub filters: Filters,
 }
 
 /// `GET /events`.
@@ -739,6 +752,15 @@ pub trait Backend: Send + Sync + 'static {
         _context: BodyStream,
     ) -> impl Future<Output = Result<ProgressStream, ApiError>> + Send {
         not_implemented!("POST /build")
+    }
+
+    /// `POST /build/prune`.
+    fn build_prune(
+        &self,
+        _ctx: RequestContext,
+        _opts: BuildPruneOptions,
+    ) -> impl Future<Output = Result<BuildCachePruneReport, ApiError>> + Send {
+        not_implemented!("POST /build/prune")
     }
 
     /// `GET /distribution/{name}/json` with `X-Registry-Auth`.

@@ -720,7 +720,7 @@ impl Shared {
                 .await
             }
             Op::Workdir(w) => self.workdir(st, w, ctx).await,
-            Op::Run { .. } => self.run_step(st, step, ctx).await,
+            Op::Run { .. } => self.run_step(stage, st, step, ctx).await,
             Op::Copy(c) => self.copy_step(stage, st, c, ctx).await,
         }
     }
@@ -895,7 +895,13 @@ impl Shared {
         .map_err(BuildError::internal)?
     }
 
-    async fn run_step(&self, st: &mut StageState, step: &Step, ctx: &StepCtx<'_>) -> Result<bool> {
+    async fn run_step(
+        &self,
+        stage: usize,
+        st: &mut StageState,
+        step: &Step,
+        ctx: &StepCtx<'_>,
+    ) -> Result<bool> {
         let Op::Run {
             cmd,
             heredocs,
@@ -907,11 +913,6 @@ impl Shared {
         else {
             return Err(BuildError::internal("not a RUN step"));
         };
-        if !mounts.is_empty() {
-            return Err(BuildError::Step(
-                "RUN --mount is not implemented in berth yet".into(),
-            ));
-        }
         if !heredocs.is_empty() {
             return Err(BuildError::Step(
                 "RUN with here-documents is not implemented in berth yet".into(),
@@ -934,7 +935,10 @@ impl Shared {
             probe.entrypoint = None;
         }
         let net_extra = format!("{network:?}/{}", self.opts.network);
-        let extra: Vec<&[u8]> = vec![net_extra.as_bytes()];
+        // Mounts: what they are is part of the key; for binds, so is what they show.
+        let prepared = self.prepare_mounts(stage, mounts, ctx).await?;
+        let mounts_extra = prepared.key.clone();
+        let extra: Vec<&[u8]> = vec![net_extra.as_bytes(), mounts_extra.as_bytes()];
         if let Some((_, img)) = self.probe(st, &probe, &extra, ctx) {
             ctx.say(" ---> Using cache\n");
             st.image = Some(img);
@@ -961,6 +965,20 @@ impl Shared {
             id: id.clone(),
         };
         let rootfs = rootfs?;
+        let stubs: Vec<String> = {
+            let root = fsops::open_root(&rootfs)?;
+            prepared
+                .targets
+                .iter()
+                .filter(|t| {
+                    !matches!(
+                        fsops::lstat_in_root(fsops::fd(&root), Path::new(t)),
+                        Ok(Some(_))
+                    )
+                })
+                .cloned()
+                .collect()
+        };
         let mut env = st.config.env.clone().unwrap_or_default();
         env.extend(build_args.iter().cloned());
         let net = match network {
@@ -981,8 +999,8 @@ impl Shared {
             user: st.config.user.clone(),
             network: net,
             hosts,
-            binds: Vec::new(),
-            tmpfs: Vec::new(),
+            binds: prepared.binds.clone(),
+            tmpfs: prepared.tmpfs.clone(),
             shm_size: self.opts.shm_size,
         };
         let sink = ctx.sink.clone();
@@ -1009,6 +1027,7 @@ impl Shared {
         }
         let (store2, id2) = (store.clone(), id.clone());
         let layer = tokio::task::spawn_blocking(move || -> Result<Option<ImageLayer>> {
+            remove_mount_stubs(&store2, &id2, &stubs);
             store2.layers().unmount_rw(&id2)?;
             layer_of(&store2, &id2, top.as_ref())
         })
@@ -1263,9 +1282,7 @@ fn child_image(
         comment: String::new(),
         empty_layer: layer.is_none(),
     });
-    let mut rootfs = parent
-        .map(|p| p.config.rootfs.clone())
-        .unwrap_or_default();
+    let mut rootfs = parent.map(|p| p.config.rootfs.clone()).unwrap_or_default();
     rootfs.kind = "layers".into();
     let mut layers = parent.map(|p| p.layers.clone()).unwrap_or_default();
     if let Some(l) = &layer {
@@ -1624,5 +1641,210 @@ mod tests {
             stage(None, "x", &[]),
         ];
         assert_eq!(needed_stages(&s2, 2), vec![1, 2]);
+    }
+}
+
+/// What a step's `RUN --mount`s become.
+#[derive(Default)]
+struct PreparedMounts {
+    binds: Vec<berth_runtime::spec::BindMount>,
+    tmpfs: Vec<berth_runtime::spec::TmpfsMount>,
+    /// Mount targets (absolute), to remove from the layer when the run created them.
+    targets: Vec<String>,
+    /// Cache-key material: the mounts and, for binds, the digest of what they show.
+    key: String,
+    /// Stage or image filesystems mounted for `from=`, kept until the step ends.
+    _sources: Vec<RwGuard>,
+}
+
+/// Removes the mount points the runtime created for `stubs` (targets that did not exist
+/// before the run): they are not part of the step's result, as in BuildKit. Only empty
+/// directories and empty files are removed.
+fn remove_mount_stubs(store: &ImageStore, id: &str, stubs: &[String]) {
+    let Ok(merged) = store.layers().rw_merged(id) else {
+        return;
+    };
+    let Ok(root) = fsops::open_root(&merged) else {
+        return;
+    };
+    for t in stubs {
+        let Some((parent, name)) = fsops::split_last(Path::new(t)) else {
+            continue;
+        };
+        let Ok(dir) = fsops::open_in_root(
+            fsops::fd(&root),
+            &parent,
+            rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY,
+        ) else {
+            continue;
+        };
+        match rustix::fs::statat(&dir, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st)
+                if rustix::fs::FileType::from_raw_mode(st.st_mode)
+                    == rustix::fs::FileType::Directory =>
+            {
+                let _ = rustix::fs::unlinkat(&dir, name, rustix::fs::AtFlags::REMOVEDIR);
+            }
+            Ok(st) if st.st_size == 0 => {
+                let _ = rustix::fs::unlinkat(&dir, name, rustix::fs::AtFlags::empty());
+            }
+            _ => {}
+        }
+    }
+}
+
+impl Shared {
+    async fn prepare_mounts(
+        &self,
+        stage: usize,
+        mounts: &[crate::step::RunMount],
+        ctx: &StepCtx<'_>,
+    ) -> Result<PreparedMounts> {
+        use crate::step::RunMount;
+        use berth_runtime::spec::{BindMount, TmpfsMount};
+        let mut out = PreparedMounts::default();
+        for m in mounts {
+            match m {
+                RunMount::Tmpfs { target, size } => {
+                    out.key.push_str(&format!("tmpfs:{target}:{size:?};"));
+                    out.targets.push(target.clone());
+                    out.tmpfs.push(TmpfsMount {
+                        destination: target.clone(),
+                        options: size.map(|s| format!("size={s}")).unwrap_or_default(),
+                    });
+                }
+                RunMount::Cache {
+                    target,
+                    id,
+                    readonly,
+                    uid,
+                    gid,
+                    mode,
+                } => {
+                    use sha2::Digest as _;
+                    out.key
+                        .push_str(&format!("cache:{target}:{id}:{readonly};"));
+                    let dir = self
+                        .builder
+                        .store
+                        .data_root()
+                        .join("builder")
+                        .join("mounts")
+                        .join(hex::encode(sha2::Sha256::digest(id.as_bytes())));
+                    if !dir.exists() {
+                        std::fs::create_dir_all(&dir)?;
+                        use std::os::unix::fs::PermissionsExt;
+                        std::os::unix::fs::chown(&dir, Some(*uid), Some(*gid))?;
+                        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(*mode))?;
+                    }
+                    out.targets.push(target.clone());
+                    out.binds.push(BindMount {
+                        source: dir,
+                        destination: target.clone(),
+                        readonly: *readonly,
+                        propagation: None,
+                    });
+                }
+                RunMount::Bind {
+                    target,
+                    source,
+                    from,
+                    readwrite,
+                } => {
+                    if *readwrite {
+                        return Err(BuildError::Step(
+                            "RUN --mount=type=bind,rw is not implemented in berth yet (read-only binds are)".into(),
+                        ));
+                    }
+                    let (root_path, guard) = match from {
+                        None => (self.ctx.path(), None),
+                        Some(f) => {
+                            let img = self
+                                .image_for(f, stage, self.opts.platform.clone(), ctx.sink)
+                                .await?;
+                            let (g, p) = self.mount_image(img.as_deref()).await?;
+                            (p, Some(g))
+                        }
+                    };
+                    let root = fsops::open_root(&root_path)?;
+                    let src = copy::clean_source(source);
+                    let src_path = PathBuf::from(if src.is_empty() { "." } else { &src });
+                    let fd =
+                        fsops::open_in_root(fsops::fd(&root), &src_path, rustix::fs::OFlags::PATH)
+                            .map_err(|e| {
+                                BuildError::Step(format!(
+                                    "failed to compute cache key: {source} not found: {}",
+                                    std::io::Error::from(e)
+                                ))
+                            })?;
+                    // The resolved path (inside the root, no symlinks left in it).
+                    let real = std::fs::read_link(format!(
+                        "/proc/self/fd/{}",
+                        std::os::fd::AsRawFd::as_raw_fd(&fd)
+                    ))?;
+                    if !real.starts_with(&root_path) {
+                        return Err(BuildError::Step(format!(
+                            "RUN --mount source {source} resolves outside its root"
+                        )));
+                    }
+                    let digest =
+                        copy::source_hash(fsops::fd(&root), &src_path, &|_| None, &|_, _| {})?;
+                    out.key
+                        .push_str(&format!("bind:{target}:{from:?}:{digest};"));
+                    out.targets.push(target.clone());
+                    out.binds.push(BindMount {
+                        source: real,
+                        destination: target.clone(),
+                        readonly: true,
+                        propagation: None,
+                    });
+                    if let Some(g) = guard {
+                        out._sources.push(g);
+                    }
+                }
+                RunMount::Secret {
+                    id,
+                    target,
+                    required,
+                    ..
+                } => {
+                    out.key.push_str(&format!("secret:{id}:{target};"));
+                    match self.opts.secrets.get(id) {
+                        Some(path) => {
+                            out.targets.push(target.clone());
+                            out.binds.push(BindMount {
+                                source: path.clone(),
+                                destination: target.clone(),
+                                readonly: true,
+                                propagation: None,
+                            });
+                        }
+                        None if *required => {
+                            return Err(BuildError::Step(format!("secret {id}: not found")))
+                        }
+                        None => {}
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Mounts (read-write layer, discarded) an image's filesystem to read from.
+    async fn mount_image(&self, img: Option<&Image>) -> Result<(RwGuard, PathBuf)> {
+        let top = img.and_then(|i| i.top_chain_id().cloned());
+        let store = self.builder.store.clone();
+        tokio::task::spawn_blocking(move || -> Result<(RwGuard, PathBuf)> {
+            let id = format!("{BUILD_ID_PREFIX}{}", random_hex(32));
+            store.layers().create_rw_with(&id, top.as_ref(), false)?;
+            let g = RwGuard {
+                store: store.clone(),
+                id: id.clone(),
+            };
+            let p = store.layers().mount_rw(&id)?;
+            Ok((g, p))
+        })
+        .await
+        .map_err(BuildError::internal)?
     }
 }

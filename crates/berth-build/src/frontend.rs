@@ -343,4 +343,3 @@ impl Frontend for DockerfileFrontend {
         dockerfile::unused_build_args(&self.df, &self.build_args)
     }
 }
-

@@ -49,6 +49,9 @@ pub struct Trace {
     pub elapsed_ms: Option<u64>,
 }
 
+/// The `id` of structured progress messages on the wire.
+pub const TRACE_ID: &str = "berth.build.trace";
+
 /// Where events go. Sending never blocks; a closed receiver (the client went away) is the
 /// build's cue to stop, seen through its cancellation token.
 pub type Sink = mpsc::UnboundedSender<Event>;

@@ -440,6 +440,15 @@ impl Backend for Daemon {
         async move { e.image_delete(&name, opts).await }
     }
 
+    fn build_prune(
+        &self,
+        _ctx: RequestContext,
+        opts: BuildPruneOptions,
+    ) -> impl Future<Output = Result<BuildCachePruneReport, ApiError>> + Send {
+        let e = self.0.clone();
+        async move { e.build_prune(opts).await }
+    }
+
     fn build(
         &self,
         _ctx: RequestContext,

@@ -207,6 +207,17 @@ impl Engine {
         let ctx = Arc::new(ctx);
         let dockerfile_name = opts.dockerfile.clone();
         let source = ctx.read_dockerfile(&dockerfile_name).map_err(build_err)?;
+        // The classic builder reads .dockerignore only to drop the build files it excludes
+        // (read, never copied); the client filtered everything else.
+        if let Ok(text) = ctx.read_dockerfile(".dockerignore") {
+            if let Ok(ignore) =
+                berth_build::dockerignore::Dockerignore::parse(&String::from_utf8_lossy(&text))
+            {
+                for f in ignore.build_files_to_remove(".dockerignore", &dockerfile_name) {
+                    ctx.remove(&f).map_err(build_err)?;
+                }
+            }
+        }
         let frontend = DockerfileFrontend::new(
             &source,
             &dockerfile_name,
@@ -266,6 +277,7 @@ impl Engine {
         let (ev_tx, mut ev_rx) = mpsc::unbounded_channel::<Event>();
         let (out_tx, out_rx) = mpsc::channel::<Result<JsonMessage, ApiError>>(256);
         let quiet = opts.quiet;
+        let trace = opts.trace;
         let engine = self.clone();
         let cancel2 = cancel.clone();
         // Forwards progress to the client; a failed send means the client is gone.
@@ -280,6 +292,11 @@ impl Engine {
                         ..Default::default()
                     }),
                     Event::Pull(v) if !quiet => serde_json::from_value::<JsonMessage>(v).ok(),
+                    Event::Trace(t) if trace => Some(JsonMessage {
+                        id: Some(berth_build::progress::TRACE_ID.into()),
+                        aux: serde_json::to_value(&t).ok(),
+                        ..Default::default()
+                    }),
                     _ => None,
                 };
                 if let Some(m) = msg {
@@ -356,4 +373,201 @@ impl Engine {
 /// `Successfully tagged tr-app:1`: the name as Docker shows it (familiar, with its tag).
 fn tag_text(_given: &str, r: &Reference) -> String {
     r.familiar()
+}
+
+/// One cache entry with what it costs.
+struct CacheUsage {
+    listed: berth_build::cache::Listed,
+    /// Size of the layer the step added (0 for metadata steps and stale entries).
+    size: u64,
+    /// The step's image still exists.
+    live: bool,
+    /// Its layer is also part of an image that is not a build step's (a tagged image).
+    shared: bool,
+}
+
+impl Engine {
+    fn build_cache(&self) -> Result<berth_build::cache::Cache, ApiError> {
+        berth_build::cache::Cache::open(&self.cfg.data_root)
+            .map_err(|e| ApiError::internal(format!("opening the build cache: {e}")))
+    }
+
+    /// The cache entries, least recently used first, with their sizes (blocking).
+    fn cache_usage(&self) -> Result<Vec<CacheUsage>, ApiError> {
+        let cache = self.build_cache()?;
+        let listed = cache
+            .list()
+            .map_err(|e| ApiError::internal(format!("reading the build cache: {e}")))?;
+        let store = &self.images;
+        let step_images: std::collections::HashSet<String> =
+            listed.iter().map(|l| l.entry.image.to_string()).collect();
+        // Layers of images that are not build steps (tagged results, pulls, loads).
+        let mut outside = std::collections::HashSet::new();
+        for img in store.list() {
+            if !step_images.contains(&img.id.to_string()) || !img.repo_tags.is_empty() {
+                outside.extend(img.layers.iter().map(|l| l.chain_id.clone()));
+            }
+        }
+        let mut out = Vec::new();
+        for l in listed {
+            let Some(img) = store.get(&l.entry.image) else {
+                out.push(CacheUsage {
+                    listed: l,
+                    size: 0,
+                    live: false,
+                    shared: false,
+                });
+                continue;
+            };
+            let parent_layers = img
+                .parent
+                .as_ref()
+                .and_then(|p| store.get(p))
+                .map(|p| p.layers.len())
+                .unwrap_or(0);
+            let own = (img.layers.len() > parent_layers)
+                .then(|| img.layers.last())
+                .flatten();
+            out.push(CacheUsage {
+                size: own.map(|l| l.size).unwrap_or(0),
+                shared: own.is_some_and(|l| outside.contains(&l.chain_id)),
+                live: true,
+                listed: l,
+            });
+        }
+        Ok(out)
+    }
+
+    /// `GET /system/df`'s `BuildCache` and `BuilderSize`.
+    /// Reads a few small files per entry; the store's records are in memory.
+    pub(crate) fn build_cache_df(&self) -> Result<(Vec<serde_json::Value>, i64), ApiError> {
+        let usage = self.cache_usage()?;
+        let mut total = 0i64;
+        let mut items = Vec::new();
+        for u in usage.iter().filter(|u| u.live) {
+            if !u.shared {
+                total += u.size as i64;
+            }
+            let last: chrono::DateTime<chrono::Utc> = u.listed.last_used.into();
+            items.push(serde_json::json!({
+                "ID": &u.listed.key[..25],
+                "Parents": null,
+                "Type": "regular",
+                "Description": u.listed.entry.step,
+                "InUse": false,
+                "Shared": u.shared,
+                "Size": u.size,
+                "CreatedAt": u.listed.entry.created,
+                "LastUsedAt": last.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+                "UsageCount": 1,
+            }));
+        }
+        Ok((items, total))
+    }
+
+    /// `POST /build/prune` (and `builder.gc`): removes cache entries, least recently used
+    /// first, and the step images they held that nothing else needs (untagged, no container,
+    /// no child image). Without `all`, entries whose step is part of a tagged image stay.
+    pub(crate) async fn build_prune(
+        self: &Arc<Self>,
+        opts: berth_api::BuildPruneOptions,
+    ) -> Result<berth_api::models::BuildCachePruneReport, ApiError> {
+        let mut until: Option<std::time::SystemTime> = None;
+        for (k, values) in opts.filters.iter() {
+            match k {
+                "until" => {
+                    for v in values {
+                        let t = berth_api::gotime::parse_timestamp(v, chrono::Utc::now()).map_err(
+                            |e| ApiError::bad_request(format!("invalid filter 'until={v}': {e}")),
+                        )?;
+                        until = Some(t.into());
+                    }
+                }
+                other => return Err(ApiError::bad_request(format!("Invalid filter '{other}'"))),
+            }
+        }
+        let users: std::collections::HashMap<String, (String, bool)> = self
+            .all_containers()
+            .iter()
+            .map(|c| {
+                c.with(|r| {
+                    (
+                        r.image_id.clone(),
+                        (c.id.clone(), r.state.status.is_running()),
+                    )
+                })
+            })
+            .collect();
+        let e = self.clone();
+        let report = tokio::task::spawn_blocking(move || -> Result<_, ApiError> {
+            let cache = e.build_cache()?;
+            let usage = e.cache_usage()?;
+            let mut kept: u64 = usage
+                .iter()
+                .filter(|u| u.live && !u.shared)
+                .map(|u| u.size)
+                .sum();
+            let keep = opts.keep_storage.max(0) as u64;
+            let mut removed = Vec::new();
+            for u in usage {
+                if opts.keep_storage > 0 && kept <= keep && u.live {
+                    break;
+                }
+                if let Some(t) = until {
+                    if u.listed.last_used > t {
+                        continue;
+                    }
+                }
+                if u.live && u.shared && !opts.all {
+                    continue;
+                }
+                cache
+                    .remove(&u.listed.key)
+                    .map_err(|e| ApiError::internal(format!("pruning the build cache: {e}")))?;
+                if u.live && !u.shared {
+                    kept = kept.saturating_sub(u.size);
+                }
+                removed.push(u);
+            }
+            // Delete the step images nothing needs, newest first (children before parents).
+            let mut reclaimed = 0u64;
+            let mut ids: Vec<&CacheUsage> = removed.iter().filter(|u| u.live).collect();
+            ids.sort_by(|a, b| b.listed.entry.created.cmp(&a.listed.entry.created));
+            for u in ids {
+                let id = u.listed.entry.image.clone();
+                let Some(img) = e.images.get(&id) else {
+                    continue;
+                };
+                if !img.repo_tags.is_empty() || !img.repo_digests.is_empty() {
+                    continue;
+                }
+                let layers: std::collections::HashMap<_, _> = img
+                    .layers
+                    .iter()
+                    .map(|l| (l.chain_id.to_string(), l.size))
+                    .collect();
+                if let Ok(items) = e.images.delete(&id.to_string(), false, false, &|d| {
+                    users.get(&d.to_string()).cloned()
+                }) {
+                    for it in items {
+                        if let berth_image::DeleteItem::Deleted(c) = it {
+                            reclaimed += layers.get(&c).copied().unwrap_or(0);
+                        }
+                    }
+                }
+            }
+            Ok(berth_api::models::BuildCachePruneReport {
+                caches_deleted: Some(
+                    removed
+                        .iter()
+                        .map(|u| u.listed.key[..25].to_string())
+                        .collect(),
+                ),
+                space_reclaimed: reclaimed,
+            })
+        })
+        .await
+        .map_err(join_err)??;
+        Ok(report)
+    }
 }

@@ -396,13 +396,14 @@ impl Engine {
             c.size_root_fs = c.size_root_fs.or(Some(0));
             c.size_rw = c.size_rw.or(Some(0));
         }
+        let (build_cache, builder_size) = self.build_cache_df()?;
         Ok(SystemDf {
             layers_size: self.layers_size().await as i64,
             images: Some(images),
             containers: Some(containers),
             volumes: Some(self.volumes_usage().await?),
-            build_cache: Some(Vec::new()),
-            builder_size: 0,
+            build_cache: Some(build_cache),
+            builder_size,
         })
     }
 }

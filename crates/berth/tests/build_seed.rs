@@ -274,3 +274,38 @@ fn berth_cli_builds_from_a_directory_stdin_and_a_tar() {
     assert_ne!(out.status, 0);
     assert!(out.stderr.contains("must be lowercase"), "{out:?}");
 }
+
+#[test]
+fn dockerignore_is_applied_while_walking_and_build_files_are_never_copied() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let ctx = d.dir.join("ign");
+    std::fs::create_dir_all(ctx.join("ignored-dir")).unwrap();
+    std::fs::create_dir_all(ctx.join("keep/sub")).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox\nCOPY . /ctx/\nCMD [\"sh\", \"-c\", \"cd /ctx && find . | sort\"]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        ctx.join(".dockerignore"),
+        "big.bin\nignored-dir\n*.log\nDockerfile\n.dockerignore\n!keep/sub/wanted.log\n",
+    )
+    .unwrap();
+    std::fs::write(ctx.join("app.txt"), "app").unwrap();
+    std::fs::write(ctx.join("notes.log"), "log").unwrap();
+    std::fs::write(ctx.join("ignored-dir/secret.txt"), "secret").unwrap();
+    std::fs::write(ctx.join("keep/sub/wanted.log"), "wanted").unwrap();
+    std::fs::write(ctx.join("keep/sub/other.log"), "other").unwrap();
+    // A large excluded file (sparse: it costs no disk unless someone reads and sends it).
+    let big = std::fs::File::create(ctx.join("big.bin")).unwrap();
+    big.set_len(256 << 20).unwrap();
+    drop(big);
+
+    // `*.log` matches at the top only (Go patterns: `*` never crosses `/`).
+    let want = ".\n./app.txt\n./keep\n./keep/sub\n./keep/sub/other.log\n./keep/sub/wanted.log";
+    d.berth(["build", "-q", "-t", "ign:berth", p(&ctx)]).ok();
+    assert_eq!(d.docker(["run", "--rm", "ign:berth"]).ok(), want);
+    d.docker(["build", "-q", "-t", "ign:docker", p(&ctx)]).ok();
+    assert_eq!(d.docker(["run", "--rm", "ign:docker"]).ok(), want);
+}

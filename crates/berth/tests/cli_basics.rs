@@ -57,7 +57,7 @@ fn help_is_docker_style() {
     ));
     assert!(r
         .stdout
-        .contains("\nManagement Commands:\n  compose     Define and run multi-container applications\n  container   Manage containers\n"));
+        .contains("\nManagement Commands:\n  builder     Manage builds\n  compose     Define and run multi-container applications\n  container   Manage containers\n"));
     assert!(r.stdout.contains("  -H, --host list "), "{}", r.stdout);
 
     let r = berth(&["run", "--help"]);

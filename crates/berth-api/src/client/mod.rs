@@ -939,6 +939,17 @@ impl Client {
         self.call_json(Method::POST, "/images/prune", &q).await
     }
 
+    /// `POST /build/prune`.
+    pub async fn build_prune(&self, opts: &BuildPruneOptions) -> Result<BuildCachePruneReport> {
+        let mut q = Vec::new();
+        push_bool(&mut q, "all", opts.all);
+        if opts.keep_storage > 0 {
+            q.push(("keep-storage", opts.keep_storage.to_string()));
+        }
+        push_filters(&mut q, &opts.filters);
+        self.call_json(Method::POST, "/build/prune", &q).await
+    }
+
     pub async fn volume_prune(&self, filters: &Filters) -> Result<VolumesPruneReport> {
         let mut q = Vec::new();
         push_filters(&mut q, filters);
@@ -1221,6 +1232,7 @@ impl Client {
         push_opt(&mut q, "cpusetmems", opts.cpuset_mems.as_deref());
         push_bool(&mut q, "squash", opts.squash);
         push_opt(&mut q, "remote", opts.remote.as_deref());
+        push_bool(&mut q, "berthtrace", opts.trace);
         q.push((
             "version",
             if opts.version.is_empty() {

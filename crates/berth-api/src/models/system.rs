@@ -371,6 +371,16 @@ wire! {
 }
 
 wire! {
+    /// `POST /build/prune`.
+    #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    pub struct BuildCachePruneReport {
+        pub caches_deleted: Option<Vec<String>>,
+        pub space_reclaimed: u64,
+    }
+}
+
+wire! {
     /// `POST /images/prune`.
     #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
     #[serde(rename_all = "PascalCase")]

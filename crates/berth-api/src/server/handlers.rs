@@ -488,6 +488,14 @@ async fn dispatch<B: Backend>(
         }
         ContainerPrune => response::json(ok, &b.container_prune(ctx, q.filters()?).await?),
         ImagePrune => response::json(ok, &b.image_prune(ctx, q.filters()?).await?),
+        BuildPrune => {
+            let opts = BuildPruneOptions {
+                all: q.bool("all"),
+                keep_storage: q.i64("keep-storage")?.unwrap_or(0),
+                filters: q.filters()?,
+            };
+            response::json(ok, &b.build_prune(ctx, opts).await?)
+        }
         VolumePrune => response::json(ok, &b.volume_prune(ctx, q.filters()?).await?),
         NetworkPrune => response::json(ok, &b.network_prune(ctx, q.filters()?).await?),
         Unsupported(what) => return Err(ApiError::not_implemented(what)),
@@ -944,6 +952,7 @@ fn build_options(q: &Query, headers: &HeaderMap) -> Result<BuildOptions> {
         cpuset_mems: q.get_nonempty("cpusetmems").map(str::to_string),
         squash: q.bool("squash"),
         version: q.get_nonempty("version").unwrap_or("1").to_string(),
+        trace: q.bool("berthtrace"),
         remote: q.get_nonempty("remote").map(str::to_string),
         registry_config,
     })

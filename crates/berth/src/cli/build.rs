@@ -11,6 +11,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use berth_api::BuildOptions;
+use berth_build::dockerignore::{ignore_file_candidates, Dockerignore, MatchInfo};
 use bytes::Bytes;
 
 use super::flags::{Flag, Matches, NArgs, Spec};
@@ -195,6 +196,7 @@ pub async fn run(ctx: &Ctx, m: Matches) -> CliResult<()> {
         },
         shm_size,
         version: "1".into(),
+        trace: true,
         ..Default::default()
     };
 
@@ -278,6 +280,12 @@ pub async fn run(ctx: &Ctx, m: Matches) -> CliResult<()> {
         if m.flag("quiet") {
             super::println_out(&image_id)?;
         }
+    } else if opts.trace {
+        image_id = trace_view(
+            stream,
+            progress_mode == "tty" || (progress_mode == "auto" && super::term::is_tty(2)),
+        )
+        .await?;
     } else {
         let res = progress::display(stream, Out::Stdout, |aux| {
             if let Some(id) = aux
@@ -404,11 +412,21 @@ fn dir_context(dir: &Path, dockerfile: Option<&str>) -> CliResult<(berth_api::Bo
             ("Dockerfile".to_string(), None)
         }
     };
-    if abs.join(".dockerignore").exists() {
-        return Err(CliError::msg(
-            "berth: .dockerignore in the context is not supported by the berth CLI yet; build with the docker CLI or remove it",
-        ));
+    // .dockerignore (or <Dockerfile>.dockerignore next to it) is applied while walking:
+    // excluded files are never read or sent; the ignore file and the Dockerfile always go.
+    let mut ignore = Dockerignore::default();
+    for cand in ignore_file_candidates(&df_name) {
+        match fs::read_to_string(abs.join(&cand)) {
+            Ok(text) => {
+                ignore = Dockerignore::parse(&text)
+                    .map_err(|e| CliError::msg(format!("failed to parse {cand}: {e}")))?;
+                break;
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(CliError::msg(format!("failed to read {cand}: {e}"))),
+        }
     }
+    let ignore = ignore.keeping_build_files(&df_name, extra.is_some());
     let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(8);
     let name2 = df_name.clone();
     std::thread::spawn(move || {
@@ -416,7 +434,7 @@ fn dir_context(dir: &Path, dockerfile: Option<&str>) -> CliResult<(berth_api::Bo
             tx: tx.clone(),
             buf: Vec::new(),
         };
-        let res = write_context_tar(&abs, w, extra.map(|d| (name2, d)));
+        let res = write_context_tar(&abs, w, &ignore, extra.map(|d| (name2, d)));
         if let Err(e) = res {
             let _ = tx.blocking_send(Err(e));
         }
@@ -436,47 +454,54 @@ fn random_suffix() -> String {
 fn write_context_tar(
     root: &Path,
     w: ChannelWriter,
+    ignore: &Dockerignore,
     extra: Option<(String, Vec<u8>)>,
 ) -> io::Result<()> {
     let mut b = tar::Builder::new(w);
     b.follow_symlinks(false);
     let mut links: BTreeMap<(u64, u64), String> = BTreeMap::new();
-    walk(root, Path::new(""), &mut |rel, md| {
-        let full = root.join(rel);
-        let name = rel.to_string_lossy().into_owned();
-        let mut h = tar::Header::new_gnu();
-        h.set_metadata(md);
-        h.set_uid(0);
-        h.set_gid(0);
-        h.set_username("")?;
-        h.set_groupname("")?;
-        let ft = md.file_type();
-        if ft.is_file() && md.nlink() > 1 {
-            let key = (md.dev(), md.ino());
-            if let Some(first) = links.get(&key) {
-                h.set_entry_type(tar::EntryType::Link);
-                h.set_size(0);
-                b.append_link(&mut h, &name, first)?;
-                return Ok(());
+    walk(
+        root,
+        Path::new(""),
+        ignore,
+        &MatchInfo::default(),
+        &mut |rel, md| {
+            let full = root.join(rel);
+            let name = rel.to_string_lossy().into_owned();
+            let mut h = tar::Header::new_gnu();
+            h.set_metadata(md);
+            h.set_uid(0);
+            h.set_gid(0);
+            h.set_username("")?;
+            h.set_groupname("")?;
+            let ft = md.file_type();
+            if ft.is_file() && md.nlink() > 1 {
+                let key = (md.dev(), md.ino());
+                if let Some(first) = links.get(&key) {
+                    h.set_entry_type(tar::EntryType::Link);
+                    h.set_size(0);
+                    b.append_link(&mut h, &name, first)?;
+                    return Ok(());
+                }
+                links.insert(key, name.clone());
             }
-            links.insert(key, name.clone());
-        }
-        if ft.is_dir() {
-            b.append_data(&mut h, format!("{name}/"), io::empty())?;
-        } else if ft.is_symlink() {
-            let target = fs::read_link(&full)?;
-            h.set_size(0);
-            b.append_link(&mut h, &name, target)?;
-        } else if ft.is_file() {
-            let f = fs::File::open(&full)?;
-            b.append_data(&mut h, &name, f)?;
-        } else {
-            // Devices, fifos and sockets: Docker sends devices and fifos as headers only.
-            h.set_size(0);
-            b.append_data(&mut h, &name, io::empty())?;
-        }
-        Ok(())
-    })?;
+            if ft.is_dir() {
+                b.append_data(&mut h, format!("{name}/"), io::empty())?;
+            } else if ft.is_symlink() {
+                let target = fs::read_link(&full)?;
+                h.set_size(0);
+                b.append_link(&mut h, &name, target)?;
+            } else if ft.is_file() {
+                let f = fs::File::open(&full)?;
+                b.append_data(&mut h, &name, f)?;
+            } else {
+                // Devices, fifos and sockets: Docker sends devices and fifos as headers only.
+                h.set_size(0);
+                b.append_data(&mut h, &name, io::empty())?;
+            }
+            Ok(())
+        },
+    )?;
     if let Some((name, data)) = extra {
         let mut h = tar::Header::new_gnu();
         h.set_size(data.len() as u64);
@@ -493,9 +518,14 @@ fn write_context_tar(
     w.flush()
 }
 
+/// Walks `rel` below `root` in Go's `filepath.Walk` order, skipping what `ignore` excludes
+/// (an excluded directory is not even read unless an exception could match below it; then
+/// only its own entry is left out).
 fn walk(
     root: &Path,
     rel: &Path,
+    ignore: &Dockerignore,
+    parent: &MatchInfo,
     f: &mut dyn FnMut(&Path, &fs::Metadata) -> io::Result<()>,
 ) -> io::Result<()> {
     let mut names: Vec<_> = fs::read_dir(root.join(rel))?
@@ -504,11 +534,224 @@ fn walk(
     names.sort();
     for n in names {
         let r = rel.join(&n);
+        let key = r.to_string_lossy().into_owned();
+        let (excluded, info) = if ignore.is_empty() {
+            (false, MatchInfo::default())
+        } else {
+            ignore.check(&key, parent)
+        };
         let md = fs::symlink_metadata(root.join(&r))?;
+        if excluded {
+            if md.is_dir() && !ignore.can_skip_dir(&key) {
+                walk(root, &r, ignore, &info, f)?;
+            }
+            continue;
+        }
         f(&r, &md)?;
         if md.is_dir() {
-            walk(root, &r, f)?;
+            walk(root, &r, ignore, &info, f)?;
         }
     }
     Ok(())
+}
+
+pub fn prune_spec(path: &str) -> Spec {
+    super::spec(
+        path,
+        "[OPTIONS]",
+        NArgs::Exact(0),
+        vec![
+            Flag::bool(
+                "all",
+                "Remove all unused build cache, not just dangling ones",
+            )
+            .short('a'),
+            Flag::list(
+                "filter",
+                "filter",
+                "Provide filter values (e.g. \"until=24h\")",
+            ),
+            Flag::bool("force", "Do not prompt for confirmation").short('f'),
+            Flag::value(
+                "keep-storage",
+                "bytes",
+                "Amount of disk space to keep for cache",
+            ),
+        ],
+    )
+}
+
+/// `berth builder prune`.
+pub async fn prune(ctx: &Ctx, m: Matches) -> CliResult<()> {
+    let warning = if m.flag("all") {
+        "WARNING! This will remove all build cache."
+    } else {
+        "WARNING! This will remove all dangling build cache."
+    };
+    if !m.flag("force") && !super::ops::confirm(warning)? {
+        return Ok(());
+    }
+    let keep_storage = match m.value("keep-storage") {
+        Some(s) => super::units::ram_in_bytes(s).map_err(|e| {
+            CliError::msg(format!(
+                "invalid argument {s:?} for \"--keep-storage\" flag: {e}"
+            ))
+        })?,
+        None => 0,
+    };
+    let opts = berth_api::BuildPruneOptions {
+        all: m.flag("all"),
+        keep_storage,
+        filters: super::container::parse_filters(&m.list("filter")),
+    };
+    let report = ctx.client()?.build_prune(&opts).await?;
+    let mut out = String::new();
+    if let Some(ids) = report.caches_deleted.filter(|v| !v.is_empty()) {
+        out.push_str("Deleted build cache objects:\n");
+        for id in ids {
+            out.push_str(&id);
+            out.push('\n');
+        }
+        out.push('\n');
+    }
+    out.push_str(&format!(
+        "Total reclaimed space: {}\n",
+        super::units::human_size(report.space_reclaimed as f64)
+    ));
+    super::print_out(&out)
+}
+
+/// One step as the progress view shows it.
+struct Vertex {
+    /// BuildKit-style number (`#3`), in order of first appearance.
+    number: usize,
+    name: String,
+    state: VertexState,
+    lines: std::collections::VecDeque<String>,
+    partial: String,
+    bar: Option<indicatif::ProgressBar>,
+}
+
+use berth_build::progress::{Trace, VertexState, TRACE_ID};
+
+/// Renders structured progress: a live view on a terminal (each step with its state, elapsed
+/// time and last lines of output), else a line per event (`#3 RUN make`, `#3 output`,
+/// `#3 DONE 1.2s`). Returns the image ID.
+async fn trace_view(
+    stream: berth_api::client::ClientStream<berth_api::models::JsonMessage>,
+    tty: bool,
+) -> CliResult<String> {
+    use futures_util::StreamExt;
+    use std::collections::HashMap;
+    const TAIL: usize = 6;
+    let mut stream = stream;
+    let multi = tty.then(|| {
+        indicatif::MultiProgress::with_draw_target(indicatif::ProgressDrawTarget::stderr())
+    });
+    let style = indicatif::ProgressStyle::with_template("{spinner:.blue} {msg}")
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner());
+    let mut vertices: HashMap<u32, Vertex> = HashMap::new();
+    let mut image_id = String::new();
+    let started = std::time::Instant::now();
+    let err = |s: &str| {
+        let mut e = std::io::stderr().lock();
+        let _ = e.write_all(s.as_bytes());
+    };
+    let render = |v: &Vertex, elapsed: Option<u64>| -> String {
+        let mut s = format!("#{} {}", v.number, v.name);
+        match v.state {
+            VertexState::Cached => s.push_str("  CACHED"),
+            VertexState::Done => s.push_str(&format!(
+                "  DONE {:.1}s",
+                elapsed.unwrap_or(0) as f64 / 1000.0
+            )),
+            VertexState::Error => s.push_str("  ERROR"),
+            _ => {}
+        }
+        if v.state == VertexState::Running {
+            for l in &v.lines {
+                s.push_str(&format!("\n    {l}"));
+            }
+        }
+        s
+    };
+    while let Some(msg) = stream.next().await {
+        let msg = msg?;
+        if let Some(e) = msg.error_message() {
+            if let Some(m) = &multi {
+                let _ = m.clear();
+            }
+            let code = msg.error_detail.as_ref().map_or(0, |d| d.code);
+            return Err(CliError::new(
+                if code > 0 { code as i32 } else { 1 },
+                e.to_string(),
+            ));
+        }
+        let Some(aux) = &msg.aux else { continue };
+        if msg.id.as_deref() != Some(TRACE_ID) {
+            if let Some(id) = aux.get("ID").and_then(|v| v.as_str()) {
+                image_id = id.to_string();
+            }
+            continue;
+        }
+        let Ok(t) = serde_json::from_value::<Trace>(aux.clone()) else {
+            continue;
+        };
+        let n = vertices.len() + 1;
+        let v = vertices.entry(t.vertex).or_insert_with(|| Vertex {
+            number: n,
+            name: t.name.clone(),
+            state: VertexState::Waiting,
+            lines: Default::default(),
+            partial: String::new(),
+            bar: None,
+        });
+        let first = v.bar.is_none() && v.state == VertexState::Waiting;
+        if first {
+            match &multi {
+                Some(m) => {
+                    let b = m.add(indicatif::ProgressBar::new_spinner());
+                    b.set_style(style.clone());
+                    b.enable_steady_tick(std::time::Duration::from_millis(120));
+                    v.bar = Some(b);
+                }
+                None => err(&format!("#{} {}\n", v.number, v.name)),
+            }
+        }
+        if let Some(out) = &t.output {
+            v.partial.push_str(out);
+            while let Some(pos) = v.partial.find('\n') {
+                let line: String = v.partial.drain(..=pos).collect();
+                let line = line.trim_end_matches('\n').to_string();
+                if multi.is_none() {
+                    err(&format!("#{} {line}\n", v.number));
+                }
+                v.lines.push_back(line);
+                if v.lines.len() > TAIL {
+                    v.lines.pop_front();
+                }
+            }
+        }
+        v.state = t.state;
+        let text = render(v, t.elapsed_ms);
+        match (&v.bar, t.state) {
+            (Some(b), VertexState::Running) => b.set_message(text),
+            (Some(b), _) => b.finish_with_message(text),
+            (None, VertexState::Cached) => err(&format!("#{} CACHED\n", v.number)),
+            (None, VertexState::Done) => err(&format!(
+                "#{} DONE {:.1}s\n",
+                v.number,
+                t.elapsed_ms.unwrap_or(0) as f64 / 1000.0
+            )),
+            (None, VertexState::Error) => err(&format!("#{} ERROR\n", v.number)),
+            _ => {}
+        }
+    }
+    if multi.is_some() {
+        err(&format!(
+            "[+] Building {:.1}s (done)\n",
+            started.elapsed().as_secs_f64()
+        ));
+    }
+    Ok(image_id)
 }

@@ -370,6 +370,7 @@ fn resolve(name: &str, rest: &mut Vec<String>) -> CliResult<Resolved> {
         "context" => Some(("context", CONTEXT_VERBS)),
         "network" => Some(("network", NETWORK_VERBS)),
         "volume" => Some(("volume", VOLUME_VERBS)),
+        "builder" => Some(("builder", BUILDER_VERBS)),
         _ => None,
     };
     if let Some((group, verbs)) = group {
@@ -476,6 +477,7 @@ pub enum Verb {
     ContextImport,
     DialStdio,
     Build,
+    BuilderPrune,
 }
 
 const TOP_VERBS: &[(&str, Verb)] = &[
@@ -577,6 +579,7 @@ const NETWORK_VERBS: &[(&str, Verb)] = &[
     ("rm", Verb::NetworkRm),
     ("remove", Verb::NetworkRm),
 ];
+const BUILDER_VERBS: &[(&str, Verb)] = &[("build", Verb::Build), ("prune", Verb::BuilderPrune)];
 
 const VOLUME_VERBS: &[(&str, Verb)] = &[
     ("create", Verb::VolumeCreate),
@@ -680,6 +683,7 @@ impl Verb {
             Verb::ContextImport => "Import a context from a tar or zip file",
             Verb::DialStdio => "Proxy the stdio stream to the daemon connection. Should not be invoked manually.",
             Verb::Build => "Build an image from a Dockerfile",
+            Verb::BuilderPrune => "Remove build cache",
         }
     }
 
@@ -693,6 +697,7 @@ impl Verb {
             ("network", NETWORK_VERBS),
             ("volume", VOLUME_VERBS),
             ("context", CONTEXT_VERBS),
+            ("builder", BUILDER_VERBS),
         ] {
             for (n, v) in verbs {
                 if *v == self {
@@ -715,6 +720,7 @@ impl Verb {
         let spec = match self {
             Verb::Run => run::run_spec(path),
             Verb::Build => build::spec(path),
+            Verb::BuilderPrune => build::prune_spec(path),
             Verb::Create => run::create_spec(path),
             Verb::Start => run::start_spec(path),
             Verb::Attach => run::attach_spec(path),
@@ -776,6 +782,7 @@ impl Verb {
         match self {
             Verb::Run => run::run(ctx, spec, m).await,
             Verb::Build => build::run(ctx, m).await,
+            Verb::BuilderPrune => build::prune(ctx, m).await,
             Verb::Create => run::create(ctx, spec, m).await,
             Verb::Start => run::start(ctx, m).await,
             Verb::Attach => run::attach(ctx, m).await,
@@ -848,6 +855,7 @@ fn root_help() -> String {
     .collect();
     command_list(&mut s, "Common Commands", &common);
     s.push_str("\nManagement Commands:\n");
+    s.push_str("  builder     Manage builds\n");
     s.push_str("  compose     Define and run multi-container applications\n");
     s.push_str("  container   Manage containers\n");
     s.push_str("  context     Manage contexts\n");
@@ -877,6 +885,7 @@ fn group_help(group: &str) -> String {
         "network" => ("Manage networks", NETWORK_VERBS),
         "volume" => ("Manage volumes", VOLUME_VERBS),
         "context" => ("Manage contexts", CONTEXT_VERBS),
+        "builder" => ("Manage builds", BUILDER_VERBS),
         _ => ("Manage berth", SYSTEM_VERBS),
     };
     // One line per verb: its first (Docker's preferred) name.
