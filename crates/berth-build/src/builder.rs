@@ -1743,6 +1743,7 @@ impl Shared {
                         destination: target.clone(),
                         readonly: *readonly,
                         propagation: None,
+                        non_recursive: false,
                     });
                 }
                 RunMount::Bind {
@@ -1797,6 +1798,7 @@ impl Shared {
                         destination: target.clone(),
                         readonly: true,
                         propagation: None,
+                        non_recursive: false,
                     });
                     if let Some(g) = guard {
                         out._sources.push(g);
@@ -1817,6 +1819,7 @@ impl Shared {
                                 destination: target.clone(),
                                 readonly: true,
                                 propagation: None,
+                                non_recursive: false,
                             });
                         }
                         None if *required => {
