@@ -1,11 +1,13 @@
 //! `berth compose` against `berth daemon`: convergence, ordering, scale, profiles, the
-//! project's lifecycle commands, and label compatibility with Docker Compose v2 (both tools
-//! manage each other's projects). Services use `network_mode: none` until berth has bridge
-//! networks.
+//! project's lifecycle commands, networks (the project's default network, user networks with
+//! aliases and fixed addresses, published ports), and label compatibility with Docker Compose
+//! v2 (both tools manage each other's projects). Tests that are not about networking use
+//! `network_mode: none`, which is cheaper.
 
 mod common;
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use common::{Daemon, Out};
 
@@ -341,4 +343,169 @@ fn compose_v2_and_berth_manage_each_others_projects() {
     assert_eq!(ps, "web\nworker");
     compose_v2(&d, &p.dir, &["down", "-t", "1"]).ok();
     assert!(ids(&d, "compat").is_empty());
+}
+
+/// An HTTP/1.0 GET of `/index.html` at `addr`; the body, or None when nothing answers.
+fn http_get(addr: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s =
+        std::net::TcpStream::connect_timeout(&addr.parse().ok()?, Duration::from_secs(3)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    s.write_all(b"GET /index.html HTTP/1.0\r\n\r\n").ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    out.split_once("\r\n\r\n").map(|(_, b)| b.to_string())
+}
+
+/// `nc` from inside `container` to `host:port`, the last line of the HTTP answer.
+fn nc_get(d: &Daemon, container: &str, host: &str) -> Out {
+    let req =
+        format!("printf 'GET /index.html HTTP/1.0\\r\\n\\r\\n' | nc -w 3 {host} 8080 | tail -n 1");
+    d.berth(["exec", container, "sh", "-c", &req])
+}
+
+#[test]
+fn default_and_user_networks_aliases_addresses_and_published_ports() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let port = common::free_port();
+    let back = d.block.subnet(2);
+    let fixed = back.replace(".0/24", ".10");
+    let p = Proj::new(
+        "netp",
+        &format!(
+            r#"
+services:
+  web:
+    image: busybox
+    command: httpd -f -p 8080 -h /www
+    volumes:
+      - ./www:/www:ro
+    ports:
+      - "${{WEB_PORT}}:8080"
+    networks:
+      default:
+      back:
+        aliases: [api]
+        ipv4_address: {fixed}
+  client:
+    image: busybox
+    command: sleep 3600
+    networks: [back]
+  front:
+    image: busybox
+    command: sleep 3600
+networks:
+  back:
+    ipam:
+      config:
+        - subnet: {back}
+"#
+        ),
+    );
+    std::fs::create_dir_all(p.dir.join("www")).unwrap();
+    std::fs::write(p.dir.join("www/index.html"), "hello-compose\n").unwrap();
+    std::fs::write(p.dir.join(".env"), format!("WEB_PORT={port}\n")).unwrap();
+    let out = compose(&d, &p, &["up", "-d"]);
+    out.ok();
+    assert!(
+        out.stderr.contains("Network netp_default  Created")
+            && out.stderr.contains("Network netp_back  Created"),
+        "{}",
+        out.stderr
+    );
+    // The networks carry Compose's labels.
+    let labels = d
+        .berth(["network", "inspect", "-f", "{{json .Labels}}", "netp_back"])
+        .ok();
+    let l: serde_json::Value = serde_json::from_str(&labels).unwrap();
+    assert_eq!(l["com.docker.compose.project"], "netp");
+    assert_eq!(l["com.docker.compose.network"], "back");
+    assert_eq!(
+        d.berth([
+            "network",
+            "inspect",
+            "-f",
+            "{{(index .IPAM.Config 0).Subnet}}",
+            "netp_back"
+        ])
+        .ok(),
+        back
+    );
+
+    // The fixed address and the aliases on `back`, and an address on the default network.
+    let on = |c: &str, net: &str, what: &str| {
+        inspect(
+            &d,
+            c,
+            &format!("{{{{json (index .NetworkSettings.Networks \"{net}\").{what}}}}}"),
+        )
+    };
+    assert_eq!(
+        on("netp-web-1", "netp_back", "IPAddress"),
+        format!("\"{fixed}\"")
+    );
+    let aliases: Vec<String> =
+        serde_json::from_str(&on("netp-web-1", "netp_back", "Aliases")).unwrap();
+    for a in ["netp-web-1", "web", "api"] {
+        assert!(aliases.iter().any(|x| x == a), "{a} not in {aliases:?}");
+    }
+    let web_default: String =
+        serde_json::from_str(&on("netp-web-1", "netp_default", "IPAddress")).unwrap();
+    assert!(!web_default.is_empty());
+    assert_eq!(
+        inspect(&d, "netp-client-1", "{{len .NetworkSettings.Networks}}"),
+        "1"
+    );
+
+    // The published port answers on the host, and `port`/`ps` show it.
+    let body = common::wait_for(Duration::from_secs(10), || {
+        http_get(&format!("127.0.0.1:{port}")).filter(|b| b == "hello-compose\n")
+    });
+    assert!(body.is_some(), "127.0.0.1:{port} does not answer");
+    assert_eq!(
+        compose(&d, &p, &["port", "web", "8080"]).ok(),
+        format!("0.0.0.0:{port}")
+    );
+    let ps = compose(&d, &p, &["ps", "web"]).ok();
+    assert!(ps.contains(&format!("0.0.0.0:{port}->8080/tcp")), "{ps}");
+
+    // Containers on a shared network reach each other; the networks are isolated.
+    assert_eq!(nc_get(&d, "netp-client-1", &fixed).ok(), "hello-compose");
+    assert_eq!(
+        nc_get(&d, "netp-front-1", &web_default).ok(),
+        "hello-compose"
+    );
+    let client_ip: String =
+        serde_json::from_str(&on("netp-client-1", "netp_back", "IPAddress")).unwrap();
+    let o = d.berth([
+        "exec",
+        "netp-front-1",
+        "ping",
+        "-c",
+        "1",
+        "-W",
+        "1",
+        &client_ip,
+    ]);
+    assert_ne!(
+        o.status, 0,
+        "front must not reach client on another network"
+    );
+
+    // Unchanged: nothing recreated, networks kept.
+    let before = ids(&d, "netp");
+    compose(&d, &p, &["up", "-d"]).ok();
+    assert_eq!(ids(&d, "netp"), before);
+
+    let out = compose(&d, &p, &["down", "-t", "1"]);
+    out.ok();
+    assert!(
+        out.stderr.contains("Network netp_back  Removed"),
+        "{}",
+        out.stderr
+    );
+    let nets = d.berth(["network", "ls", "--format", "{{.Name}}"]).ok();
+    assert!(!nets.contains("netp_"), "{nets}");
+    assert!(ids(&d, "netp").is_empty());
 }
