@@ -88,6 +88,8 @@ pub struct LoadOptions {
     /// `docker compose config --hash` hashes); by default they are resolved and the env files
     /// merged into `environment`, as for `up`.
     pub skip_env_resolution: bool,
+    /// `config --no-interpolate`: variables are left as written.
+    pub no_interpolate: bool,
 }
 
 impl LoadOptions {
@@ -162,6 +164,8 @@ pub fn discover(dir: &Path) -> Option<Vec<PathBuf>> {
 
 struct Env {
     vars: BTreeMap<String, String>,
+    /// No interpolation (`config --no-interpolate`).
+    skip: bool,
 }
 
 impl Env {
@@ -175,6 +179,7 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded> {
     let mut warnings = Vec::new();
     let mut env = Env {
         vars: opts.os_env.clone(),
+        skip: opts.no_interpolate,
     };
     if !env.vars.contains_key("PWD") {
         env.vars
@@ -408,6 +413,9 @@ fn load_file(
 
 /// Interpolates every scalar string value (keys are left alone, as in compose-go).
 fn interpolate(node: &mut Node, env: &Env, path: &str, warnings: &mut Vec<String>) -> Result<()> {
+    if env.skip {
+        return Ok(());
+    }
     match &mut node.value {
         Value::Scalar(s, Kind::Str) => {
             if s.contains('$') {
@@ -615,6 +623,7 @@ fn apply_include(
         // The included project's own .env / env_file feed its interpolation.
         let mut inc_env = Env {
             vars: env.vars.clone(),
+            skip: env.skip,
         };
         let env_files: Vec<PathBuf> = match item.get("env_file") {
             Some(e) if e.as_scalar().is_some() => {

@@ -31,6 +31,10 @@ impl Proj {
         std::fs::write(self.dir.join("compose.yaml"), compose).unwrap();
     }
 
+    fn file_text(&self) -> String {
+        std::fs::read_to_string(self.dir.join("compose.yaml")).unwrap()
+    }
+
     fn file(&self) -> String {
         self.dir.join("compose.yaml").to_string_lossy().into_owned()
     }
@@ -267,7 +271,7 @@ services:
     assert!(ids(&d, "life").iter().any(|(n, _)| n == "life-debug-1"));
 
     let logs = compose(&d, &p, &["logs", "--no-color", "worker"]).ok();
-    assert!(logs.starts_with("life-worker-1  | hello from"), "{logs}");
+    assert!(logs.starts_with("worker-1  | hello from"), "{logs}");
     compose(&d, &p, &["stop", "-t", "1", "worker"]).ok();
     assert_eq!(inspect(&d, "life-worker-1", "{{.State.Running}}"), "false");
     compose(&d, &p, &["start", "worker"]).ok();
@@ -508,4 +512,378 @@ networks:
     let nets = d.berth(["network", "ls", "--format", "{{.Name}}"]).ok();
     assert!(!nets.contains("netp_"), "{nets}");
     assert!(ids(&d, "netp").is_empty());
+}
+
+/// Debian's docker-compose 1.29 (Compose v1) with `args` in `dir`, against `d`.
+fn compose_v1(d: &Daemon, dir: &Path, args: &[&str]) -> Out {
+    let out = std::process::Command::new("timeout")
+        .args(["-k", "5", "180", "docker-compose"])
+        .args(args)
+        .current_dir(dir)
+        .env("DOCKER_HOST", d.host())
+        .env("DOCKER_CONFIG", d.dir.join("docker-config"))
+        .env("COMPOSE_INTERACTIVE_NO_CLI", "1")
+        .output()
+        .expect("run docker-compose (scripts/install-deps installs it)");
+    Out {
+        status: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Compose v1 brings a project up on berth, sees it unchanged, lists it and takes it down;
+/// berth compose sees v1's containers through the same labels. (The services use
+/// `network_mode: none`: v1 disconnects and reconnects a created container's only network
+/// before the start, which berth refuses yet — reported to net2.)
+#[test]
+fn docker_compose_v1_drives_berth() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let p = Proj::new(
+        "vone",
+        r#"
+version: "3.8"
+services:
+  web:
+    image: busybox
+    network_mode: none
+    command: sleep 3600
+  worker:
+    image: busybox
+    network_mode: none
+    command: sleep 3600
+    depends_on: [web]
+"#,
+    );
+    let out = compose_v1(&d, &p.dir, &["up", "-d"]);
+    out.ok();
+    assert!(
+        out.stderr.contains("Creating vone_worker_1"),
+        "{}",
+        out.stderr
+    );
+    let names: Vec<String> = ids(&d, "vone").into_iter().map(|(n, _)| n).collect();
+    assert_eq!(names, vec!["vone_web_1", "vone_worker_1"]);
+    assert_eq!(inspect(&d, "vone_worker_1", "{{.State.Running}}"), "true");
+    let labels: serde_json::Value =
+        serde_json::from_str(&inspect(&d, "vone_web_1", "{{json .Config.Labels}}")).unwrap();
+    assert_eq!(labels["com.docker.compose.project"], "vone");
+    assert_eq!(labels["com.docker.compose.version"], "1.29.2");
+    let ps = compose_v1(&d, &p.dir, &["ps"]).ok();
+    let up = ps
+        .lines()
+        .filter(|l| l.split_whitespace().any(|w| w == "Up"))
+        .count();
+    assert_eq!(up, 2, "{ps}");
+    // Unchanged: v1 leaves the containers alone.
+    let before = ids(&d, "vone");
+    let out = compose_v1(&d, &p.dir, &["up", "-d"]);
+    out.ok();
+    assert!(
+        out.stderr.contains("vone_web_1 is up-to-date"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(ids(&d, "vone"), before);
+    // A changed service is recreated by v1.
+    p.write(&p.file_text().replacen("sleep 3600", "sleep 3601", 1));
+    compose_v1(&d, &p.dir, &["up", "-d"]).ok();
+    assert_eq!(
+        inspect(&d, "vone_web_1", "{{json .Config.Cmd}}"),
+        r#"["sleep","3601"]"#
+    );
+    // berth compose sees v1's containers through the same labels.
+    assert_eq!(compose(&d, &p, &["ps", "--services"]).ok(), "web\nworker");
+    compose_v1(&d, &p.dir, &["down", "-t", "1"]).ok();
+    assert!(ids(&d, "vone").is_empty());
+}
+
+#[test]
+fn attached_up_prefixes_output_and_aborts_on_exit() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let p = Proj::new(
+        "att",
+        r#"
+services:
+  short:
+    image: busybox
+    network_mode: none
+    command: sh -c "echo hello-short; sleep 2; exit 7"
+  long:
+    image: busybox
+    network_mode: none
+    command: sh -c "echo hello-long; exec sleep 3600"
+"#,
+    );
+    let out = compose(&d, &p, &["up", "--abort-on-container-exit", "-t", "1"]);
+    assert_eq!(out.status, 7, "{}{}", out.stdout, out.stderr);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert!(lines.contains(&"short-1  | hello-short"), "{}", out.stdout);
+    assert!(lines.contains(&"long-1   | hello-long"), "{}", out.stdout);
+    assert!(
+        lines.contains(&"short-1 exited with code 7"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("Aborting on container exit..."),
+        "{}",
+        out.stdout
+    );
+    // The others were stopped.
+    assert_eq!(inspect(&d, "att-long-1", "{{.State.Running}}"), "false");
+
+    // --exit-code-from takes the named service's code (here the one stopped by the abort).
+    let out = compose(&d, &p, &["up", "--exit-code-from", "short", "-t", "1"]);
+    assert_eq!(out.status, 7, "{}{}", out.stdout, out.stderr);
+    let out = compose(&d, &p, &["up", "--exit-code-from", "long", "-t", "1"]);
+    assert_eq!(out.status, 137, "{}{}", out.stdout, out.stderr);
+    // Compose v2 prints the same prefixes for the same project.
+    let v2 = compose_v2(&d, &p.dir, &["logs", "--no-color", "short"]).ok();
+    let ours = compose(&d, &p, &["logs", "--no-color", "short"]).ok();
+    assert_eq!(ours, v2);
+    compose(&d, &p, &["down", "-t", "1"]).ok();
+}
+
+#[test]
+fn run_one_off_containers() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let port = common::free_port();
+    let p = Proj::new(
+        "runp",
+        &format!(
+            r#"
+services:
+  db:
+    image: busybox
+    command: sleep 3600
+  app:
+    image: busybox
+    command: echo from-service
+    environment:
+      FOO: base
+    ports:
+      - "{port}:8080"
+    depends_on: [db]
+"#
+        ),
+    );
+    // Attached, removed afterwards, its exit status passed on; the dependency is started.
+    let out = compose(
+        &d,
+        &p,
+        &[
+            "run",
+            "--rm",
+            "-e",
+            "BAR=x",
+            "app",
+            "sh",
+            "-c",
+            "echo $FOO $BAR; exit 3",
+        ],
+    );
+    assert_eq!(out.status, 3, "{}{}", out.stdout, out.stderr);
+    assert_eq!(out.stdout.trim_end(), "base x", "{}", out.stderr);
+    assert_eq!(inspect(&d, "runp-db-1", "{{.State.Running}}"), "true");
+    let names: Vec<String> = ids(&d, "runp").into_iter().map(|(n, _)| n).collect();
+    assert_eq!(names, vec!["runp-db-1"], "the --rm container must be gone");
+
+    // The service's command by default; its ports are not published.
+    let out = compose(&d, &p, &["run", "app"]);
+    assert_eq!(out.stdout, "from-service\n", "{}", out.stderr);
+
+    // Detached: the ID is printed; Compose's one-off labels and name.
+    let id = compose(
+        &d,
+        &p,
+        &[
+            "run",
+            "-d",
+            "--service-ports",
+            "app",
+            "httpd",
+            "-f",
+            "-p",
+            "8080",
+            "-h",
+            "/",
+        ],
+    )
+    .ok();
+    assert_eq!(id.len(), 64, "{id}");
+    let labels: serde_json::Value =
+        serde_json::from_str(&inspect(&d, &id, "{{json .Config.Labels}}")).unwrap();
+    assert_eq!(labels["com.docker.compose.oneoff"], "True");
+    assert_eq!(labels["com.docker.compose.service"], "app");
+    assert!(labels.get("com.docker.compose.container-number").is_none());
+    let slug = labels["com.docker.compose.slug"].as_str().unwrap();
+    assert_eq!(slug.len(), 64);
+    assert_eq!(
+        inspect(&d, &id, "{{.Name}}"),
+        format!("/runp-app-run-{}", &slug[..12])
+    );
+    // --service-ports: the service's ports are published.
+    let answered = common::wait_for(Duration::from_secs(10), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+    });
+    assert!(answered.is_some(), "127.0.0.1:{port} does not answer");
+
+    // --no-deps: nothing else is created.
+    compose(&d, &p, &["down", "-t", "1"]).ok();
+    assert!(
+        ids(&d, "runp").is_empty(),
+        "down removes one-off containers"
+    );
+    let out = compose(&d, &p, &["run", "--rm", "--no-deps", "app", "true"]);
+    out.ok();
+    assert!(ids(&d, "runp").is_empty());
+    compose(&d, &p, &["down", "-t", "1"]).ok();
+}
+
+#[test]
+fn push_pushes_the_images_of_built_services() {
+    let reg = common::DockerRegistry::start(&[("me", "pw-compose")]);
+    let a = reg.addr();
+    let d = Daemon::start();
+    d.load_busybox();
+    let p = Proj::new(
+        "pushp",
+        &format!(
+            r#"
+services:
+  app:
+    image: {a}/me/app:1
+    build:
+      context: .
+      tags: ["{a}/me/app:extra"]
+  db:
+    image: busybox
+"#
+        ),
+    );
+    std::fs::write(p.dir.join("Dockerfile"), "FROM busybox\n").unwrap();
+    for t in ["1", "extra"] {
+        d.berth(["tag", "busybox", &format!("{a}/me/app:{t}")]).ok();
+    }
+    // Not logged in: the registry's refusal, exit 1.
+    let o = compose(&d, &p, &["push"]);
+    assert_eq!(o.status, 1, "{}{}", o.stdout, o.stderr);
+    assert!(
+        o.stderr.contains("no basic auth credentials"),
+        "{}",
+        o.stderr
+    );
+    // With the credentials `berth login` stored.
+    d.berth(["login", "-u", "me", "-p", "pw-compose", &a]).ok();
+    let o = compose(&d, &p, &["push"]);
+    o.ok();
+    assert!(o.stderr.contains(" db Skipped"), "{}", o.stderr);
+    assert!(
+        o.stderr.contains(&format!(" {a}/me/app:1 Pushed"))
+            && o.stderr.contains(&format!(" {a}/me/app:extra Pushed")),
+        "{}",
+        o.stderr
+    );
+    assert_eq!(reg.requests("PUT", "/v2/me/app/manifests/1"), 1);
+    assert_eq!(reg.requests("PUT", "/v2/me/app/manifests/extra"), 1);
+}
+
+#[test]
+fn config_no_interpolate_keeps_variables() {
+    let d = Daemon::start();
+    let p = Proj::new(
+        "noint",
+        "services:\n  app:\n    image: \"busybox:${TAG:-latest}\"\n    command: echo $$HOME ${X}\n",
+    );
+    let o = compose(&d, &p, &["config", "--no-interpolate"]);
+    let out = o.ok();
+    assert!(out.contains("image: busybox:${TAG:-latest}"), "{out}");
+    assert!(out.contains("${X}"), "{out}");
+    assert!(!o.stderr.contains("variable is not set"), "{}", o.stderr);
+    let out = compose(&d, &p, &["config"]).ok();
+    assert!(out.contains("image: busybox:latest"), "{out}");
+}
+
+#[test]
+fn service_healthy_waits_for_the_first_passing_probe() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let p = Proj::new(
+        "hlth",
+        r#"
+services:
+  db:
+    image: busybox
+    network_mode: none
+    command: sh -c "sleep 2; touch /tmp/ready; exec sleep 3600"
+    healthcheck:
+      test: ["CMD-SHELL", "test -f /tmp/ready"]
+      interval: 500ms
+      retries: 20
+  app:
+    image: busybox
+    network_mode: none
+    command: sleep 3600
+    depends_on:
+      db:
+        condition: service_healthy
+"#,
+    );
+    let out = compose(&d, &p, &["up", "-d"]);
+    out.ok();
+    assert!(
+        out.stderr.contains("Container hlth-db-1  Healthy"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        inspect(&d, "hlth-db-1", "{{.State.Health.Status}}"),
+        "healthy"
+    );
+    let log: serde_json::Value =
+        serde_json::from_str(&inspect(&d, "hlth-db-1", "{{json .State.Health.Log}}")).unwrap();
+    let first_pass = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["ExitCode"] == 0)
+        .expect("a passing probe")["End"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let started = inspect(&d, "hlth-app-1", "{{.State.StartedAt}}");
+    let ts = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap();
+    assert!(
+        ts(&started) > ts(&first_pass),
+        "app started at {started}, before db's first passing probe at {first_pass}"
+    );
+    // --wait returns once everything is running and healthy.
+    compose(&d, &p, &["up", "-d", "--wait", "--force-recreate"]).ok();
+    assert_eq!(
+        inspect(&d, "hlth-db-1", "{{.State.Health.Status}}"),
+        "healthy"
+    );
+    compose(&d, &p, &["down", "-t", "1"]).ok();
+
+    // A dependency that turns unhealthy fails the dependent's start.
+    let bad = Proj::new(
+        "hbad",
+        &p.file_text()
+            .replace("test -f /tmp/ready", "exit 1")
+            .replace("retries: 20", "retries: 2"),
+    );
+    let out = compose(&d, &bad, &["up", "-d"]);
+    assert_eq!(out.status, 1, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr
+            .contains("dependency failed to start: container hbad-db-1 is unhealthy"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(inspect(&d, "hbad-app-1", "{{.State.Status}}"), "created");
+    compose(&d, &bad, &["down", "-t", "1"]).ok();
 }

@@ -4,6 +4,7 @@
 
 mod build;
 mod ops;
+pub mod run;
 mod up;
 
 use std::collections::BTreeMap;
@@ -168,6 +169,19 @@ pub fn cname(c: &ContainerSummary) -> String {
         .first()
         .map(|n| n.trim_start_matches('/').to_string())
         .unwrap_or_else(|| c.id.chars().take(12).collect())
+}
+
+/// The name Compose shows in log prefixes: the container name without `<project>-`, or the
+/// whole `container_name` when the service sets one.
+pub fn log_name(c: &ContainerSummary) -> String {
+    let name = cname(c);
+    let project = label(c, PROJECT_LABEL);
+    let default = format!("{project}-{}-{}", label(c, SERVICE_LABEL), number(c));
+    if name == default {
+        name[project.len() + 1..].to_string()
+    } else {
+        name
+    }
 }
 
 /// Services selected on the command line (all when empty), checked.

@@ -11,7 +11,7 @@ use berth_api::backend::{ContainerRemoveOptions, LogsOptions};
 use berth_api::models::{AuthConfig, ContainerSummary};
 use futures_util::StreamExt;
 
-use super::{cname, number, project_containers, select, Flags, SERVICE_LABEL};
+use super::{cname, log_name, number, project_containers, select, Flags, SERVICE_LABEL};
 use super::{label, CmdError, CmdResult, Ui, CONFIG_FILES_LABEL, PROJECT_LABEL};
 use crate::model::Project;
 
@@ -711,12 +711,12 @@ pub async fn logs(
         tail,
     };
     let no_prefix = flags.flag("no-log-prefix");
-    let width = rows.iter().map(|c| cname(c).len()).max().unwrap_or(0);
+    let width = rows.iter().map(|c| log_name(c).len()).max().unwrap_or(0);
     let futs = rows.iter().enumerate().map(|(i, c)| {
         let pfx = if no_prefix {
             String::new()
         } else {
-            prefix(ui, &cname(c), width, i)
+            prefix(ui, &log_name(c), width, i)
         };
         let id = c.id.clone();
         let opts = opts.clone();
@@ -741,7 +741,7 @@ pub async fn attach_and_wait(
         .into_iter()
         .filter(|c| wanted.contains(label(c, SERVICE_LABEL)))
         .collect();
-    let width = rows.iter().map(|c| cname(c).len()).max().unwrap_or(0);
+    let width = rows.iter().map(|c| log_name(c).len()).max().unwrap_or(0);
     let opts = LogsOptions {
         follow: true,
         stdout: true,
@@ -759,13 +759,13 @@ pub async fn attach_and_wait(
         let pfx = if no_prefix {
             String::new()
         } else {
-            prefix(ui, &cname(c), width, i)
+            prefix(ui, &log_name(c), width, i)
         };
         let client2 = super::reconnect(client)?;
         let ui2 = ui.clone();
         let id = c.id.clone();
         let svc = label(c, SERVICE_LABEL).to_string();
-        let name = cname(c);
+        let name = log_name(c);
         let opts = opts.clone();
         set.spawn(async move {
             let _ = stream_logs(&client2, &ui2, &id, pfx, &opts).await;
@@ -779,6 +779,7 @@ pub async fn attach_and_wait(
         });
     }
     let mut exit_code = 0i64;
+    let mut from_seen = false;
     let interrupted = loop {
         tokio::select! {
             r = set.join_next() => {
@@ -788,6 +789,7 @@ pub async fn attach_and_wait(
                         ui.out(&format!("{name} exited with code {code}\n"))?;
                         if exit_from.as_deref() == Some(svc.as_str()) {
                             exit_code = code;
+                            from_seen = true;
                         }
                         if abort {
                             if exit_from.is_none() {
@@ -836,6 +838,14 @@ pub async fn attach_and_wait(
             }
         }
         set.abort_all();
+        // --exit-code-from a service that was stopped by the abort: its code after the stop.
+        if let Some(from) = exit_from.as_deref().filter(|_| !from_seen) {
+            for c in rows.iter().filter(|c| label(c, SERVICE_LABEL) == from) {
+                if let Ok(i) = client.container_inspect(&c.id, false).await {
+                    exit_code = i.state.map(|s| s.exit_code).unwrap_or(0);
+                }
+            }
+        }
     }
     if exit_code != 0 {
         return Err(CmdError {

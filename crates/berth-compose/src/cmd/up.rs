@@ -208,7 +208,7 @@ pub async fn up(
     super::ops::attach_and_wait(&client, ui, project, &wanted, flags).await
 }
 
-async fn ensure_networks(
+pub(super) async fn ensure_networks(
     client: &Client,
     ui: &Ui,
     project: &Project,
@@ -290,7 +290,7 @@ async fn ensure_networks(
     Ok(())
 }
 
-async fn ensure_volumes(
+pub(super) async fn ensure_volumes(
     client: &Client,
     ui: &Ui,
     project: &Project,
@@ -344,7 +344,7 @@ async fn ensure_volumes(
 
 /// Pulls the images that are missing (or always, per `pull_policy` / `--pull`); services that
 /// build are refused with a clear message until the builder is wired in.
-async fn ensure_images(
+pub(super) async fn ensure_images(
     client: &Client,
     ui: &Ui,
     project: &Project,
@@ -527,7 +527,7 @@ async fn dep_containers(
 }
 
 /// Waits until `dep` satisfies `condition` (`service_started` is satisfied by ordering).
-async fn wait_condition(
+pub(super) async fn wait_condition(
     client: &Client,
     ui: &Ui,
     project: &Project,
@@ -989,27 +989,52 @@ async fn create_container(
     hash: &str,
     image_id: &str,
 ) -> CmdResult<String> {
-    // Containers of services this one shares namespaces or volumes with.
+    let ids = service_refs(client, project, svc).await?;
+    let body = create_body(project, svc, n, name, hash, image_id, &ids);
+    create_with(client, project, svc, name, &body, true).await
+}
+
+/// Containers of the services `svc` shares namespaces or volumes with (its dependencies).
+pub(super) async fn service_refs(
+    client: &Client,
+    project: &Project,
+    svc: &Service,
+) -> CmdResult<BTreeMap<String, String>> {
     let mut ids = BTreeMap::new();
     for dep in svc.depends_on.keys() {
         if let Some(c) = dep_containers(client, &project.name, dep).await?.first() {
             ids.insert(dep.clone(), c.id.clone());
         }
     }
-    let body = create_body(project, svc, n, name, hash, image_id, &ids);
+    Ok(ids)
+}
+
+/// Creates the container from `body` and connects its further networks before the start
+/// (with the service's aliases when `aliases`, else only the container name).
+pub(super) async fn create_with(
+    client: &Client,
+    project: &Project,
+    svc: &Service,
+    name: &str,
+    body: &ContainerCreateBody,
+    aliases: bool,
+) -> CmdResult<String> {
     let r = client
-        .container_create(Some(name), None, &body)
+        .container_create(Some(name), None, body)
         .await
         .map_err(|e| CmdError::msg(e.to_string()))?;
-    // Further networks are connected before the start.
     for key in svc.networks_by_priority().iter().skip(1) {
         if let Some(net) = project.networks.get(key) {
+            let mut ep = endpoint(svc, name, key);
+            if !aliases {
+                ep.aliases = Some(vec![name.to_string()]);
+            }
             client
                 .network_connect(
                     &net.name,
                     &NetworkConnectRequest {
                         container: r.id.clone(),
-                        endpoint_config: Some(endpoint(svc, name, key)),
+                        endpoint_config: Some(ep),
                     },
                 )
                 .await?;

@@ -290,7 +290,10 @@ fn sub_spec(name: &str) -> Option<Spec> {
                 Flag::bool("quiet-pull", "Pull without printing progress information"),
                 Flag::bool("remove-orphans", "Remove containers for services not defined in the Compose file"),
                 Flag::bool("rm", "Automatically remove the container when it exits"),
-                Flag::bool("service-ports", "Run command with all service's ports enabled and mapped to the host"),
+                Flag::bool("service-ports", "Run command with all service's ports enabled and mapped to the host").short('P'),
+                Flag::bool("tty", "Allocate a pseudo-TTY").short('t').hidden(),
+                Flag::bool("use-aliases", "Use the service's network useAliases in the network(s) the container connects to"),
+                Flag::bool("no-build", "Don't build an image, even if it's policy"),
                 Flag::value("user", "string", "Run as specified username or uid").short('u'),
                 Flag::list("volume", "stringArray", "Bind mount a volume").short('v'),
                 Flag::value("workdir", "string", "Working directory inside the container").short('w'),
@@ -408,6 +411,12 @@ async fn dispatch(ctx: &Ctx, name: &str, g: &Matches, m: Matches) -> CliResult<(
     if name == "exec" {
         return exec(ctx, g, &client, m).await;
     }
+    if name == "run" {
+        return run_cmd(ctx, g, &client, &ui, m).await;
+    }
+    if name == "push" {
+        return push_cmd(ctx, g, &client, m).await;
+    }
     match name {
         "ls" => cmd::ls(
             &client,
@@ -489,6 +498,122 @@ async fn exec(
     super::exec::run(ctx, em).await
 }
 
+/// `compose run`: the one-off container is created by `berth_compose`, then started like
+/// `berth start [-a [-i]]` (stdin, TTY, signals and the exit status as Compose's RunStart).
+async fn run_cmd(
+    ctx: &Ctx,
+    g: &Matches,
+    client: &berth_api::client::Client,
+    ui: &Ui,
+    m: Matches,
+) -> CliResult<()> {
+    if m.flag("build") && m.flag("no-build") {
+        return Err(CliError::msg("--build and --no-build are incompatible"));
+    }
+    let mut project = load(g)?.project;
+    // Compose allocates a TTY and keeps stdin open by default, unless stdin is no terminal
+    // and neither -t, -T nor -i was given.
+    let tty = if m.changed("tty") {
+        m.flag("tty")
+    } else if m.changed("no-TTY") {
+        !m.flag("no-TTY")
+    } else {
+        m.changed("interactive") || super::term::is_tty(0)
+    };
+    let interactive = !m.changed("interactive") || m.flag("interactive");
+    let p = cmd::run::prepare(
+        client,
+        ui,
+        &mut project,
+        &m.args,
+        &FlagsOf(&m),
+        tty,
+        interactive,
+    )
+    .await
+    .map_err(to_cli)?;
+    let mut args: Vec<String> = Vec::new();
+    if !p.detach {
+        args.push("-a".into());
+        if p.interactive {
+            args.push("-i".into());
+        }
+    }
+    args.push(p.id);
+    let spec = super::run::start_spec("berth start");
+    let sm = spec.parse(&args)?;
+    super::run::start(ctx, sm).await
+}
+
+/// `compose push`: the images of services that have both `build` and `image` (and their
+/// `build.tags`), with the credentials `berth login` stored, as Compose v2 pushes them.
+async fn push_cmd(
+    ctx: &Ctx,
+    g: &Matches,
+    client: &berth_api::client::Client,
+    m: Matches,
+) -> CliResult<()> {
+    let project = load(g)?.project;
+    let services = cmd::select(&project, &m.args).map_err(to_cli)?;
+    let cfg = ctx.config()?;
+    let quiet = m.flag("quiet");
+    let ignore = m.flag("ignore-push-failures");
+    let mut first_err: Option<CliError> = None;
+    for s in services {
+        let Some(b) = s.build.as_ref().filter(|_| !s.image.is_empty()) else {
+            if !quiet {
+                super::eprintln_err(&format!(" {} Skipped", s.name));
+            }
+            continue;
+        };
+        let mut tags = vec![s.image.clone()];
+        tags.extend(b.tags.iter().cloned());
+        for tag in tags {
+            if !quiet {
+                super::eprintln_err(&format!(" {tag} Pushing"));
+            }
+            let r = berth_image::reference::Reference::parse_normalized(&tag)
+                .map_err(|e| CliError::msg(e.to_string()))?;
+            let r = if r.tag().is_none() && r.digest().is_none() {
+                r.with_default_tag()
+            } else {
+                r
+            };
+            let auth = cfg
+                .get_auth(&super::auth::auth_key_for_domain(r.domain()))
+                .map_err(|e| CliError::msg(e.to_string()))?;
+            let result = match client.image_push(&r.familiar_name(), r.tag(), &auth).await {
+                Ok(stream) => {
+                    super::progress::display(stream, super::progress::Out::Discard, |_| {})
+                        .await
+                        .and_then(|r| r.map_err(CliError::from))
+                }
+                Err(e) => Err(e.into()),
+            };
+            match result {
+                Ok(()) => {
+                    if !quiet {
+                        super::eprintln_err(&format!(" {tag} Pushed"));
+                    }
+                }
+                Err(e) if ignore => {
+                    super::eprintln_err(&format!(" {tag} {e}"));
+                }
+                Err(e) => {
+                    super::eprintln_err(&format!(" {tag} Error {e}"));
+                    if first_err.is_none() {
+                        first_err = Some(e);
+                    }
+                }
+            }
+        }
+    }
+    match first_err {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
 /// The parsed flags, as `berth_compose::cmd` reads them.
 struct FlagsOf<'a>(&'a Matches);
 
@@ -505,12 +630,8 @@ impl cmd::Flags for FlagsOf<'_> {
 }
 
 fn config(g: &Matches, m: Matches) -> CliResult<()> {
-    if m.flag("no-interpolate") {
-        return Err(CliError::msg(
-            "berth compose config --no-interpolate: not implemented",
-        ));
-    }
     let mut lo = load_options(g);
+    lo.no_interpolate = m.flag("no-interpolate");
     lo.skip_env_resolution = m.changed("hash");
     let loaded = berth_compose::load(&lo).map_err(|e| CliError::msg(e.to_string()))?;
     for w in &loaded.warnings {
