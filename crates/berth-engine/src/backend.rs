@@ -56,6 +56,37 @@ impl Backend for Daemon {
         async move { e.container_export(&id).await }
     }
 
+    fn container_archive_stat(
+        &self,
+        _ctx: RequestContext,
+        id: String,
+        path: String,
+    ) -> impl Future<Output = Result<ContainerPathStat, ApiError>> + Send {
+        let e = self.0.clone();
+        async move { e.archive_stat(&id, &path).await }
+    }
+
+    fn container_archive_get(
+        &self,
+        _ctx: RequestContext,
+        id: String,
+        path: String,
+    ) -> impl Future<Output = Result<(ContainerPathStat, ByteStream), ApiError>> + Send {
+        let e = self.0.clone();
+        async move { e.archive_get(&id, &path).await }
+    }
+
+    fn container_archive_put(
+        &self,
+        _ctx: RequestContext,
+        id: String,
+        opts: ArchivePutOptions,
+        body: BodyStream,
+    ) -> impl Future<Output = Result<(), ApiError>> + Send {
+        let e = self.0.clone();
+        async move { e.archive_put(&id, opts, body).await }
+    }
+
     fn container_stats(
         &self,
         _ctx: RequestContext,

@@ -85,7 +85,7 @@ impl Write for ChannelWriter {
 }
 
 /// A blocking reader over a request body stream.
-fn body_reader(body: BodyStream) -> impl Read + Send {
+pub(crate) fn body_reader(body: BodyStream) -> impl Read + Send {
     let async_read = tokio_util::io::StreamReader::new(body);
     tokio_util::io::SyncIoBridge::new(async_read)
 }

@@ -8,6 +8,7 @@ pub mod netfiles;
 
 pub use backend::Daemon;
 pub use network::firewall_table;
+mod archive;
 mod attach;
 mod backend;
 mod build;

@@ -415,6 +415,297 @@ pub fn tree_size(dir: BorrowedFd<'_>) -> io::Result<u64> {
     walk(dir, &mut std::collections::HashSet::new())
 }
 
+/// User and group names for tar headers (a container's `/etc/passwd` and `/etc/group`).
+#[derive(Debug, Clone, Default)]
+pub struct IdNames {
+    pub users: HashMap<u32, String>,
+    pub groups: HashMap<u32, String>,
+}
+
+impl IdNames {
+    /// Parses `passwd` and `group` contents (`name:x:id:…`).
+    pub fn parse(passwd: &str, group: &str) -> IdNames {
+        let ids = |text: &str| {
+            let mut m = HashMap::new();
+            for line in text.lines() {
+                let f: Vec<&str> = line.split(':').collect();
+                if f.len() >= 3 && !f[0].is_empty() && !f[0].starts_with('#') {
+                    if let Ok(id) = f[2].parse::<u32>() {
+                        m.entry(id).or_insert_with(|| f[0].to_string());
+                    }
+                }
+            }
+            m
+        };
+        IdNames {
+            users: ids(passwd),
+            groups: ids(group),
+        }
+    }
+}
+
+/// What [`tar_resource`] archives: `name` in the directory `dir`, or `dir` itself with its
+/// contents when `name` is `None`; its entry is called `rebase` in the archive (moby's
+/// `TarResourceRebaseOpts`), the entries below it `rebase/…`. An empty `rebase` (the container's
+/// root) gives `/` and `/etc/…`, as Docker writes them.
+pub struct TarResource<'a> {
+    pub dir: BorrowedFd<'a>,
+    pub name: Option<&'a [u8]>,
+    pub rebase: &'a [u8],
+}
+
+/// Writes the resource as a tar stream the way Docker's archive API does (`docker cp`): a
+/// depth-first walk in name order that never follows symlinks, type bits in the mode field,
+/// owner names, hard links between files of the resource, `security.capability` kept;
+/// sockets are skipped. A file that changes size while it is read keeps its header's size.
+pub fn tar_resource(
+    res: &TarResource<'_>,
+    names: &IdNames,
+    w: &mut dyn io::Write,
+) -> io::Result<()> {
+    let mut b = tar::Builder::new(w);
+    let mut links: HashMap<(u64, u64), Vec<u8>> = HashMap::new();
+    let mut t = Tarrer {
+        names,
+        links: &mut links,
+    };
+    match res.name {
+        Some(name) => {
+            let st = rfs::statat(res.dir, OsStr::from_bytes(name), AtFlags::SYMLINK_NOFOLLOW)?;
+            t.item(&mut b, res.dir, name, res.rebase, &st)?;
+        }
+        None => {
+            let st = rfs::fstat(res.dir)?;
+            t.dir_header(&mut b, res.dir, None, res.rebase, &st)?;
+            t.children(&mut b, res.dir, res.rebase)?;
+        }
+    }
+    b.into_inner()?;
+    Ok(())
+}
+
+struct Tarrer<'a> {
+    names: &'a IdNames,
+    links: &'a mut HashMap<(u64, u64), Vec<u8>>,
+}
+
+fn join_name(prefix: &[u8], child: &[u8]) -> Vec<u8> {
+    let mut n = prefix.to_vec();
+    if !n.ends_with(b"/") {
+        n.push(b'/');
+    }
+    n.extend_from_slice(child);
+    n
+}
+
+impl Tarrer<'_> {
+    fn header(&self, st: &rfs::Stat, ty: tar::EntryType) -> tar::Header {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(ty);
+        // Docker writes the file type bits too (0100644).
+        h.set_mode(st.st_mode);
+        h.set_uid(u64::from(st.st_uid));
+        h.set_gid(u64::from(st.st_gid));
+        h.set_mtime(st.st_mtime.max(0) as u64);
+        h.set_size(0);
+        if let Some(u) = self.names.users.get(&st.st_uid) {
+            let _ = h.set_username(u);
+        }
+        if let Some(g) = self.names.groups.get(&st.st_gid) {
+            let _ = h.set_groupname(g);
+        }
+        h
+    }
+
+    fn children<W: io::Write>(
+        &mut self,
+        b: &mut tar::Builder<W>,
+        dir: BorrowedFd<'_>,
+        prefix: &[u8],
+    ) -> io::Result<()> {
+        let mut names = Vec::new();
+        {
+            let mut d = rfs::Dir::read_from(dir)?;
+            while let Some(ent) = d.read() {
+                let ent = ent?;
+                let n = ent.file_name().to_bytes();
+                if n != b"." && n != b".." {
+                    names.push(n.to_vec());
+                }
+            }
+        }
+        names.sort();
+        for name in names {
+            let st = match rfs::statat(dir, OsStr::from_bytes(&name), AtFlags::SYMLINK_NOFOLLOW) {
+                Ok(s) => s,
+                Err(Errno::NOENT) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            self.item(b, dir, &name, &join_name(prefix, &name), &st)?;
+        }
+        Ok(())
+    }
+
+    fn dir_header<W: io::Write>(
+        &mut self,
+        b: &mut tar::Builder<W>,
+        parent: BorrowedFd<'_>,
+        name: Option<&[u8]>,
+        entry: &[u8],
+        st: &rfs::Stat,
+    ) -> io::Result<()> {
+        let mut h = self.header(st, tar::EntryType::Directory);
+        let mut n = entry.to_vec();
+        if !n.ends_with(b"/") {
+            n.push(b'/');
+        }
+        self.pax_caps(b, parent, name.unwrap_or(b"."))?;
+        append_raw(b, &mut h, &n, None, io::empty())
+    }
+
+    fn pax_caps<W: io::Write>(
+        &self,
+        b: &mut tar::Builder<W>,
+        parent: BorrowedFd<'_>,
+        name: &[u8],
+    ) -> io::Result<()> {
+        let p = proc_path(parent, name);
+        let mut v = vec![0u8; 1024];
+        if let Ok(n) = rfs::lgetxattr(OsStr::from_bytes(&p), "security.capability", &mut v[..]) {
+            v.truncate(n);
+            b.append_pax_extensions([("SCHILY.xattr.security.capability", v.as_slice())])?;
+        }
+        Ok(())
+    }
+
+    fn item<W: io::Write>(
+        &mut self,
+        b: &mut tar::Builder<W>,
+        parent: BorrowedFd<'_>,
+        name: &[u8],
+        entry: &[u8],
+        st: &rfs::Stat,
+    ) -> io::Result<()> {
+        let n = OsStr::from_bytes(name);
+        match FileType::from_raw_mode(st.st_mode) {
+            FileType::Directory => {
+                self.dir_header(b, parent, Some(name), entry, st)?;
+                match rfs::openat(
+                    parent,
+                    n,
+                    dir_flags() | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                ) {
+                    Ok(sub) => self.children(b, sub.as_fd(), entry),
+                    // Replaced while we walked (a running container): what is there now is
+                    // not followed.
+                    Err(Errno::NOENT) | Err(Errno::NOTDIR) | Err(Errno::LOOP) => Ok(()),
+                    Err(e) => Err(e.into()),
+                }
+            }
+            FileType::RegularFile => {
+                if st.st_nlink > 1 {
+                    let key = (st.st_dev, st.st_ino);
+                    if let Some(first) = self.links.get(&key) {
+                        let mut h = self.header(st, tar::EntryType::Link);
+                        let first = first.clone();
+                        return append_raw(b, &mut h, entry, Some(&first), io::empty());
+                    }
+                    self.links.insert(key, entry.to_vec());
+                }
+                let f = match rfs::openat(
+                    parent,
+                    n,
+                    OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOCTTY,
+                    Mode::empty(),
+                ) {
+                    Ok(fd) => File::from(fd),
+                    // Swapped for a symlink or removed since the stat: skipped, never followed.
+                    Err(Errno::LOOP) | Err(Errno::NOENT) => return Ok(()),
+                    Err(e) => return Err(e.into()),
+                };
+                let size = st.st_size.max(0) as u64;
+                self.pax_caps(b, parent, name)?;
+                let mut h = self.header(st, tar::EntryType::Regular);
+                h.set_size(size);
+                let data = io::Read::chain(io::Read::take(f, size), io::repeat(0));
+                append_raw(b, &mut h, entry, None, io::Read::take(data, size))
+            }
+            FileType::Symlink => {
+                let target = match rfs::readlinkat(parent, n, Vec::new()) {
+                    Ok(t) => t,
+                    Err(Errno::NOENT) | Err(Errno::INVAL) => return Ok(()),
+                    Err(e) => return Err(e.into()),
+                };
+                let mut h = self.header(st, tar::EntryType::Symlink);
+                append_raw(b, &mut h, entry, Some(target.as_bytes()), io::empty())
+            }
+            ft @ (FileType::CharacterDevice | FileType::BlockDevice | FileType::Fifo) => {
+                let ty = match ft {
+                    FileType::CharacterDevice => tar::EntryType::Char,
+                    FileType::BlockDevice => tar::EntryType::Block,
+                    _ => tar::EntryType::Fifo,
+                };
+                let mut h = self.header(st, ty);
+                if ty != tar::EntryType::Fifo {
+                    h.set_device_major(rfs::major(st.st_rdev))?;
+                    h.set_device_minor(rfs::minor(st.st_rdev))?;
+                }
+                append_raw(b, &mut h, entry, None, io::empty())
+            }
+            _ => {
+                tracing::debug!(entry = %String::from_utf8_lossy(entry), "socket not archived");
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Appends an entry whose name (and link name) are written as given, byte for byte (a leading
+/// `/` included), with GNU long-name records when they do not fit the header.
+fn append_raw<W: io::Write>(
+    b: &mut tar::Builder<W>,
+    h: &mut tar::Header,
+    name: &[u8],
+    link: Option<&[u8]>,
+    data: impl io::Read,
+) -> io::Result<()> {
+    fn long<W: io::Write>(
+        b: &mut tar::Builder<W>,
+        ty: tar::EntryType,
+        value: &[u8],
+    ) -> io::Result<()> {
+        let mut lh = tar::Header::new_gnu();
+        lh.as_old_mut().name[..13].copy_from_slice(b"././@LongLink");
+        lh.set_mode(0o644);
+        lh.set_entry_type(ty);
+        let mut v = value.to_vec();
+        v.push(0);
+        lh.set_size(v.len() as u64);
+        lh.set_cksum();
+        b.append(&lh, &v[..])
+    }
+    let old = h.as_old_mut();
+    if name.len() > old.name.len() {
+        long(b, tar::EntryType::GNULongName, name)?;
+    }
+    let old = h.as_old_mut();
+    let n = name.len().min(old.name.len());
+    old.name = [0; 100];
+    old.name[..n].copy_from_slice(&name[..n]);
+    if let Some(l) = link {
+        if l.len() > old.linkname.len() {
+            long(b, tar::EntryType::GNULongLink, l)?;
+        }
+        let old = h.as_old_mut();
+        let n = l.len().min(old.linkname.len());
+        old.linkname = [0; 100];
+        old.linkname[..n].copy_from_slice(&l[..n]);
+    }
+    h.set_cksum();
+    b.append(h, data)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -533,5 +824,117 @@ mod tests {
             tree_size(d.as_fd()).unwrap(),
             5 + "/etc/shadow".len() as u64
         );
+    }
+
+    fn entries(data: &[u8]) -> Vec<(String, char, u32, String)> {
+        let mut a = tar::Archive::new(data);
+        a.entries()
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                let h = e.header();
+                (
+                    String::from_utf8_lossy(&e.path_bytes()).into_owned(),
+                    h.entry_type().as_byte() as char,
+                    h.mode().unwrap(),
+                    e.link_name_bytes()
+                        .map(|l| String::from_utf8_lossy(&l).into_owned())
+                        .unwrap_or_default(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn tar_resource_like_docker() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path().join("dir");
+        std::fs::create_dir_all(d.join("sub")).unwrap();
+        std::fs::write(d.join("sub/f"), b"12345").unwrap();
+        std::fs::hard_link(d.join("sub/f"), d.join("h")).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", d.join("l")).unwrap();
+        std::fs::set_permissions(d.join("sub/f"), std::fs::Permissions::from_mode(0o640)).unwrap();
+        let names = IdNames::parse("root:x:0:0::/root:/bin/sh\n", "root:x:0:\n");
+        let dir = open_dir(&d);
+        let mut out = Vec::new();
+        tar_resource(
+            &TarResource {
+                dir: dir.as_fd(),
+                name: None,
+                rebase: b"dir",
+            },
+            &names,
+            &mut out,
+        )
+        .unwrap();
+        let e = entries(&out);
+        let summary: Vec<(String, char)> = e.iter().map(|x| (x.0.clone(), x.1)).collect();
+        assert_eq!(
+            summary,
+            vec![
+                ("dir/".to_string(), '5'),
+                ("dir/h".into(), '0'),
+                ("dir/l".into(), '2'),
+                ("dir/sub/".into(), '5'),
+                ("dir/sub/f".into(), '1'),
+            ]
+        );
+        assert_eq!(
+            e[1].2, 0o100640,
+            "type bits are in the mode, as Docker writes them"
+        );
+        assert_eq!(e[2].3, "/etc/passwd");
+        assert_eq!(
+            e[4].3, "dir/h",
+            "the second name is a hard link to the first"
+        );
+        let mut a = tar::Archive::new(&out[..]);
+        let first = a.entries().unwrap().next().unwrap().unwrap();
+        if first.header().uid().unwrap() == 0 {
+            assert_eq!(first.header().username().unwrap(), Some("root"));
+        }
+
+        // One file of a directory, and the root of a container (`/`, `/sub/…`).
+        let mut out = Vec::new();
+        tar_resource(
+            &TarResource {
+                dir: dir.as_fd(),
+                name: Some(b"l"),
+                rebase: b"l",
+            },
+            &names,
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!(entries(&out).len(), 1);
+        let mut out = Vec::new();
+        tar_resource(
+            &TarResource {
+                dir: dir.as_fd(),
+                name: None,
+                rebase: b"",
+            },
+            &names,
+            &mut out,
+        )
+        .unwrap();
+        let e = entries(&out);
+        assert_eq!(e[0].0, "/");
+        assert_eq!(e[4].0, "/sub/f");
+        // Long names go in GNU long-name records.
+        let long = "n".repeat(150);
+        std::fs::write(d.join(&long), b"x").unwrap();
+        let mut out = Vec::new();
+        tar_resource(
+            &TarResource {
+                dir: dir.as_fd(),
+                name: None,
+                rebase: b".",
+            },
+            &names,
+            &mut out,
+        )
+        .unwrap();
+        assert!(entries(&out).iter().any(|x| x.0 == format!("./{long}")));
     }
 }

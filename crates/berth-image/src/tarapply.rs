@@ -25,6 +25,14 @@
 //! Extended attributes: `user.*` and `security.capability` are applied; `trusted.overlay.*`
 //! from an archive is refused silently with a warning (it would forge whiteouts or
 //! redirects); other namespaces are skipped with a debug message.
+//!
+//! [`apply_copy`] is the same writer with the rules of the archive API (`docker cp`,
+//! `PUT /containers/{id}/archive`, moby's `Untar`): every path is resolved *inside* a
+//! container's root (`RESOLVE_IN_ROOT`, like the `chroot` Docker uses, without one), names are
+//! cleaned like Go's `filepath.Clean` (an absolute name lands under the destination; a name or
+//! hard link that climbs out of it, and a symlink whose relative target climbs out, are refused
+//! with Docker's messages), there are no whiteouts, the destination's own entry is skipped, and
+//! replacing a directory by a non-directory (or the reverse) can be refused.
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
@@ -107,6 +115,54 @@ pub struct ApplyOptions {
     pub strip_absolute: bool,
 }
 
+/// The archive API's extraction rules (see the module docs).
+#[derive(Debug, Clone, Default)]
+pub struct CopyOptions {
+    /// The destination directory below the root, resolved (no symlinks), as components.
+    pub dest: Vec<Vec<u8>>,
+    /// Docker's `NoOverwriteDirNonDir`.
+    pub no_overwrite_dir_non_dir: bool,
+    /// Owner for every entry instead of the archive's (`copyUIDGID`).
+    pub chown: Option<(u32, u32)>,
+    /// Leave owners alone (moby's `NoLchown`, used when the client extracts on its host).
+    pub no_lchown: bool,
+    /// moby's `RebaseArchiveEntries`, applied in order to every name and hard link target:
+    /// the first occurrence of `.0` is replaced by `.1` (an empty `.0` prepends `.1`).
+    pub rename: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+/// `strings.Replace(s, old, new, 1)`.
+fn replace_first(s: &[u8], old: &[u8], new: &[u8]) -> Vec<u8> {
+    if old.is_empty() {
+        let mut v = new.to_vec();
+        v.extend_from_slice(s);
+        return v;
+    }
+    match s.windows(old.len()).position(|w| w == old) {
+        Some(i) => {
+            let mut v = s[..i].to_vec();
+            v.extend_from_slice(new);
+            v.extend_from_slice(&s[i + old.len()..]);
+            v
+        }
+        None => s.to_vec(),
+    }
+}
+
+/// Extracts the (uncompressed) tar stream `r` into the directory `opts.dest` below `root` (a
+/// container's root), with the archive API's rules.
+pub fn apply_copy(
+    root: BorrowedFd<'_>,
+    r: &mut dyn Read,
+    opts: CopyOptions,
+) -> Result<ApplyStats, ApplyError> {
+    let root = root.try_clone_to_owned().map_err(|e| ApplyError::Target {
+        path: "/".into(),
+        source: e,
+    })?;
+    run(root, r, ApplyOptions::default(), Some(opts))
+}
+
 /// Applies the (uncompressed) tar stream `r` onto the existing directory `target`.
 /// On error the target is left partially written: callers apply into a fresh temporary
 /// directory and delete it on failure (see `layer`).
@@ -140,7 +196,20 @@ pub fn apply_tar_at(
     r: &mut dyn Read,
     opts: ApplyOptions,
 ) -> Result<ApplyStats, ApplyError> {
+    run(root, r, opts, None)
+}
+
+fn run(
+    root: OwnedFd,
+    r: &mut dyn Read,
+    opts: ApplyOptions,
+    copy: Option<CopyOptions>,
+) -> Result<ApplyStats, ApplyError> {
     let mut hashed = DigestReader::new(r, Algorithm::Sha256);
+    let (prefix, resolve) = match &copy {
+        Some(c) => (c.dest.clone(), IN_ROOT),
+        None => (Vec::new(), BENEATH),
+    };
     let mut applier = Applier {
         root,
         dir_times: Vec::new(),
@@ -149,6 +218,9 @@ pub fn apply_tar_at(
         cached_parent: None,
         copy_buf: vec![0u8; 64 * 1024],
         opts,
+        prefix,
+        resolve,
+        copy,
     };
     {
         let mut archive = tar::Archive::new(&mut hashed);
@@ -193,6 +265,12 @@ struct Applier {
     /// The buffer file contents are copied through (one for the whole archive).
     copy_buf: Vec<u8>,
     opts: ApplyOptions,
+    /// Entries are placed below these components of the root (the archive API's destination).
+    prefix: Vec<Vec<u8>>,
+    /// How paths below the root are resolved.
+    resolve: ResolveFlags,
+    /// The archive API's rules instead of a layer's.
+    copy: Option<CopyOptions>,
 }
 
 /// Splits an entry name into components, refusing absolute names, `..` and NUL bytes.
@@ -215,6 +293,28 @@ pub fn clean_components(raw: &[u8]) -> Result<Vec<Vec<u8>>, String> {
     Ok(out)
 }
 
+/// Go's `filepath.Clean` of a relative entry name, as components: `Ok(None)` when the name
+/// climbs above its base (`../x`, `a/../../x`); a leading `/` is dropped (moby joins names
+/// under the destination).
+pub fn go_clean_components(raw: &[u8]) -> Result<Option<Vec<Vec<u8>>>, String> {
+    if raw.contains(&0) {
+        return Err("name contains a NUL byte".into());
+    }
+    let mut out: Vec<Vec<u8>> = Vec::new();
+    for c in raw.split(|&b| b == b'/') {
+        match c {
+            b"" | b"." => {}
+            b".." => {
+                if out.pop().is_none() {
+                    return Ok(None);
+                }
+            }
+            c => out.push(c.to_vec()),
+        }
+    }
+    Ok(Some(out))
+}
+
 fn show(raw: &[u8]) -> String {
     String::from_utf8_lossy(raw).into_owned()
 }
@@ -230,6 +330,9 @@ fn os(b: &[u8]) -> &OsStr {
 const BENEATH: ResolveFlags = ResolveFlags::BENEATH
     .union(ResolveFlags::NO_MAGICLINKS)
     .union(ResolveFlags::NO_XDEV);
+
+/// Inside a container's root: `..` and absolute symlinks stop at the root.
+const IN_ROOT: ResolveFlags = ResolveFlags::IN_ROOT.union(ResolveFlags::NO_MAGICLINKS);
 
 fn dir_flags() -> OFlags {
     OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC
@@ -263,8 +366,19 @@ impl Applier {
         clean_components(raw)
     }
 
+    /// The entry name after the archive API's renames.
+    fn renamed(&self, raw: Vec<u8>) -> Vec<u8> {
+        match &self.copy {
+            Some(c) => c
+                .rename
+                .iter()
+                .fold(raw, |n, (old, new)| replace_first(&n, old, new)),
+            None => raw,
+        }
+    }
+
     fn entry<R: Read>(&mut self, e: &mut tar::Entry<'_, R>) -> Result<(), ApplyError> {
-        let raw = e.path_bytes().into_owned();
+        let raw = self.renamed(e.path_bytes().into_owned());
         let name = show(&raw);
         let kind = e.header().entry_type();
         if matches!(kind, tar::EntryType::XGlobalHeader) {
@@ -274,9 +388,28 @@ impl Applier {
             entry: name.clone(),
             reason,
         };
-        let comps = self.components(&raw).map_err(unsafe_err)?;
+        let comps = match &self.copy {
+            None => self.components(&raw).map_err(unsafe_err)?,
+            Some(_) => match go_clean_components(&raw).map_err(unsafe_err)? {
+                Some(c) => c,
+                None => {
+                    return Err(ApplyError::Unsafe {
+                        entry: name.clone(),
+                        reason: format!("{name:?} is outside of {:?}", self.dest_display()),
+                    })
+                }
+            },
+        };
         let meta = self.meta(e, &name)?;
         tracing::debug!(entry = %name, kind = ?kind, "apply");
+
+        if self.copy.is_some() {
+            if comps.is_empty() {
+                // The destination directory itself (`./`): moby leaves it as it is.
+                return Ok(());
+            }
+            return self.entry_body(e, kind, &name, &comps, meta);
+        }
 
         let Some((base, parent_comps)) = comps.split_last() else {
             // The archive root ("./"): only a directory may describe it.
@@ -336,8 +469,70 @@ impl Applier {
             .map_err(|e| io_err(&name, "chown whiteout", e))?;
             return Ok(());
         }
+        self.entry_body(e, kind, &name, &comps, meta)
+    }
 
+    /// The container path of `comps` below the destination, for Docker's messages.
+    fn container_path(&self, comps: &[Vec<u8>]) -> String {
+        let mut all: Vec<&[u8]> = self.prefix.iter().map(Vec::as_slice).collect();
+        all.extend(comps.iter().map(Vec::as_slice));
+        format!("/{}", show(&all.join(&b'/')))
+    }
+
+    fn dest_display(&self) -> String {
+        self.container_path(&[])
+    }
+
+    /// moby's `NoOverwriteDirNonDir`: refuses replacing a directory by a non-directory and the
+    /// reverse (archive API only).
+    fn check_overwrite(
+        &self,
+        parent: &OwnedFd,
+        base: &[u8],
+        comps: &[Vec<u8>],
+        entry_is_dir: bool,
+        name: &str,
+    ) -> Result<(), ApplyError> {
+        let Some(c) = &self.copy else {
+            return Ok(());
+        };
+        if !c.no_overwrite_dir_non_dir {
+            return Ok(());
+        }
+        let existing_is_dir = match rfs::statat(parent, os(base), AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) => FileType::from_raw_mode(st.st_mode) == FileType::Directory,
+            Err(Errno::NOENT) => return Ok(()),
+            Err(e) => return Err(io_err(name, "stat", e)),
+        };
+        let (path, dest) = (self.container_path(comps), self.dest_display());
+        match (existing_is_dir, entry_is_dir) {
+            (true, false) => Err(ApplyError::Unsafe {
+                entry: name.to_string(),
+                reason: format!("cannot overwrite directory {path:?} with non-directory {dest:?}"),
+            }),
+            (false, true) => Err(ApplyError::Unsafe {
+                entry: name.to_string(),
+                reason: format!("cannot overwrite non-directory {path:?} with directory {dest:?}"),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Creates one entry (not the root, not a whiteout) at `comps`.
+    fn entry_body<R: Read>(
+        &mut self,
+        e: &mut tar::Entry<'_, R>,
+        kind: tar::EntryType,
+        name: &str,
+        comps: &[Vec<u8>],
+        meta: Meta,
+    ) -> Result<(), ApplyError> {
+        let name = name.to_string();
+        let Some((base, parent_comps)) = comps.split_last() else {
+            return Ok(());
+        };
         let parent = self.open_parent(parent_comps, &name)?;
+        self.check_overwrite(&parent, base, comps, kind.is_dir(), &name)?;
         let base_os = os(base);
         match kind {
             tar::EntryType::Directory => {
@@ -358,7 +553,7 @@ impl Applier {
                 )
                 .map_err(|e| io_err(&name, "open directory", e))?;
                 self.set_fd_meta(&fd, &meta, &name)?;
-                self.dir_times.push((comps.clone(), times(&meta)));
+                self.dir_times.push((comps.to_vec(), times(&meta)));
             }
             tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
                 let create = || {
@@ -407,6 +602,23 @@ impl Applier {
                         reason: "symlink with an empty or invalid target".into(),
                     });
                 }
+                if self.copy.is_some() && target.first() != Some(&b'/') {
+                    // moby refuses a symlink whose relative target climbs out of the
+                    // destination (an absolute one stays inside the root anyway).
+                    let mut rel = parent_comps.join(&b'/');
+                    rel.push(b'/');
+                    rel.extend_from_slice(&target);
+                    if !matches!(go_clean_components(&rel), Ok(Some(_))) {
+                        return Err(ApplyError::Unsafe {
+                            entry: name.clone(),
+                            reason: format!(
+                                "invalid symlink {:?} -> {:?}",
+                                self.container_path(comps),
+                                show(&target)
+                            ),
+                        });
+                    }
+                }
                 self.remove_existing(&parent, base, &name)?;
                 self.cached_parent = None;
                 rfs::symlinkat(os(&target), &parent, base_os)
@@ -417,14 +629,30 @@ impl Applier {
                 self.set_at_meta(&parent, base, &meta, &name, false)?;
             }
             tar::EntryType::Link => {
-                let target = e
-                    .link_name_bytes()
-                    .map(|c| c.into_owned())
-                    .unwrap_or_default();
-                let tcomps = self.components(&target).map_err(|r| ApplyError::Unsafe {
-                    entry: name.clone(),
-                    reason: format!("hard link target {:?}: {r}", show(&target)),
-                })?;
+                let target = self.renamed(
+                    e.link_name_bytes()
+                        .map(|c| c.into_owned())
+                        .unwrap_or_default(),
+                );
+                let tcomps = match &self.copy {
+                    None => self.components(&target).map_err(|r| ApplyError::Unsafe {
+                        entry: name.clone(),
+                        reason: format!("hard link target {:?}: {r}", show(&target)),
+                    })?,
+                    Some(_) => match go_clean_components(&target) {
+                        Ok(Some(c)) => c,
+                        _ => {
+                            return Err(ApplyError::Unsafe {
+                                entry: name.clone(),
+                                reason: format!(
+                                    "invalid hardlink {:?} -> {:?}",
+                                    self.dest_display(),
+                                    show(&target)
+                                ),
+                            })
+                        }
+                    },
+                };
                 let Some((tbase, tparent_comps)) = tcomps.split_last() else {
                     return Err(ApplyError::Unsafe {
                         entry: name,
@@ -443,9 +671,9 @@ impl Applier {
                 };
                 let tparent = match open_beneath(
                     self.root.as_fd(),
-                    &join(tparent_comps),
+                    &self.full(tparent_comps),
                     dir_flags(),
-                    BENEATH,
+                    self.resolve,
                 ) {
                     Ok(fd) => fd,
                     Err(Errno::NOENT) | Err(Errno::NOTDIR) => return Err(missing()),
@@ -536,6 +764,9 @@ impl Applier {
         if uid >= u64::from(u32::MAX) || gid >= u64::from(u32::MAX) {
             return Err(bad("owner"));
         }
+        if let Some((u, g)) = self.copy.as_ref().and_then(|c| c.chown) {
+            (uid, gid) = (u64::from(u), u64::from(g));
+        }
         Ok(Meta {
             uid: uid as u32,
             gid: gid as u32,
@@ -558,7 +789,12 @@ impl Applier {
                 });
             }
         }
-        let fd = match open_beneath(self.root.as_fd(), &join(comps), dir_flags(), BENEATH) {
+        let fd = match open_beneath(
+            self.root.as_fd(),
+            &self.full(comps),
+            dir_flags(),
+            self.resolve,
+        ) {
             Ok(fd) => fd,
             Err(Errno::NOENT) => self.create_parents(comps, name)?,
             Err(e) => return Err(self.parent_error(name, e)),
@@ -569,15 +805,27 @@ impl Applier {
         Ok(fd)
     }
 
+    /// `prefix/comps` as one path below the root.
+    fn full(&self, comps: &[Vec<u8>]) -> Vec<u8> {
+        if self.prefix.is_empty() {
+            return join(comps);
+        }
+        let mut all = self.prefix.clone();
+        all.extend_from_slice(comps);
+        join(&all)
+    }
+
     fn create_parents(&self, comps: &[Vec<u8>], name: &str) -> Result<OwnedFd, ApplyError> {
-        let mut cur = self.root.try_clone().map_err(|e| ApplyError::Entry {
-            entry: name.to_string(),
-            op: "dup",
-            source: e,
-        })?;
+        let mut cur = open_beneath(
+            self.root.as_fd(),
+            &self.full(&[]),
+            dir_flags(),
+            self.resolve,
+        )
+        .map_err(|e| self.parent_error(name, e))?;
         for i in 0..comps.len() {
-            let prefix = join(&comps[..=i]);
-            cur = match open_beneath(self.root.as_fd(), &prefix, dir_flags(), BENEATH) {
+            let prefix = self.full(&comps[..=i]);
+            cur = match open_beneath(self.root.as_fd(), &prefix, dir_flags(), self.resolve) {
                 Ok(fd) => fd,
                 Err(Errno::NOENT) => {
                     match rfs::mkdirat(&cur, os(&comps[i]), Mode::from_raw_mode(0o755)) {
@@ -593,7 +841,7 @@ impl Applier {
                     ) {
                         let _ = rfs::fchmod(&fd, Mode::from_raw_mode(0o755));
                     }
-                    open_beneath(self.root.as_fd(), &prefix, dir_flags(), BENEATH)
+                    open_beneath(self.root.as_fd(), &prefix, dir_flags(), self.resolve)
                         .map_err(|e| self.parent_error(name, e))?
                 }
                 Err(e) => return Err(self.parent_error(name, e)),
@@ -638,11 +886,17 @@ impl Applier {
         }
     }
 
+    fn no_lchown(&self) -> bool {
+        self.copy.as_ref().is_some_and(|c| c.no_lchown)
+    }
+
     /// Owner, mode and xattrs through an open fd (files and directories).
     fn set_fd_meta(&self, fd: &impl AsFd, m: &Meta, name: &str) -> Result<(), ApplyError> {
         // chown first: it clears setuid/setgid bits that chmod then sets.
-        rfs::fchown(fd, Some(uid(m.uid)), Some(gid(m.gid)))
-            .map_err(|e| io_err(name, "chown", e))?;
+        if !self.no_lchown() {
+            rfs::fchown(fd, Some(uid(m.uid)), Some(gid(m.gid)))
+                .map_err(|e| io_err(name, "chown", e))?;
+        }
         rfs::fchmod(fd, Mode::from_raw_mode(m.mode)).map_err(|e| io_err(name, "chmod", e))?;
         for (k, v) in &m.xattrs {
             if xattr_allowed(k, name) {
@@ -663,14 +917,16 @@ impl Applier {
         name: &str,
         chmod: bool,
     ) -> Result<(), ApplyError> {
-        rfs::chownat(
-            parent,
-            os(base),
-            Some(uid(m.uid)),
-            Some(gid(m.gid)),
-            AtFlags::SYMLINK_NOFOLLOW,
-        )
-        .map_err(|e| io_err(name, "chown", e))?;
+        if !self.no_lchown() {
+            rfs::chownat(
+                parent,
+                os(base),
+                Some(uid(m.uid)),
+                Some(gid(m.gid)),
+                AtFlags::SYMLINK_NOFOLLOW,
+            )
+            .map_err(|e| io_err(name, "chown", e))?;
+        }
         if chmod {
             // The node was created by us an instant ago in a directory only this process
             // writes to, so following it cannot lead anywhere else (Linux has no lchmod).
@@ -703,15 +959,16 @@ impl Applier {
 
     /// Directory times are set last: creating entries inside changes them.
     fn finish_dir_times(&mut self) {
-        for (comps, ts) in self.dir_times.drain(..).rev() {
-            let fd = if comps.is_empty() {
+        let dir_times = std::mem::take(&mut self.dir_times);
+        for (comps, ts) in dir_times.into_iter().rev() {
+            let fd = if comps.is_empty() && self.prefix.is_empty() {
                 self.root.try_clone().ok()
             } else {
                 open_beneath(
                     self.root.as_fd(),
-                    &join(&comps),
+                    &self.full(&comps),
                     dir_flags() | OFlags::NOFOLLOW,
-                    BENEATH | ResolveFlags::NO_SYMLINKS,
+                    self.resolve | ResolveFlags::NO_SYMLINKS,
                 )
                 .ok()
             };

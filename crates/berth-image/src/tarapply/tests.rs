@@ -527,3 +527,209 @@ fn empty_numeric_fields_read_as_zero_garbage_is_refused() {
     let err = apply_tar(&sb.root(), &mut &data[..]).unwrap_err();
     assert!(err.to_string().contains("invalid uid"), "{err}");
 }
+
+/// The archive API's extraction: `root/` plays the container's root, `root/dest` the
+/// destination directory.
+fn copy_into(sb: &Sandbox, entries: &[Ent], opts: CopyOptions) -> Result<ApplyStats, ApplyError> {
+    let data = tar_of(entries);
+    let root = rfs::open(
+        sb.root(),
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .unwrap();
+    apply_copy(root.as_fd(), &mut &data[..], opts)
+}
+
+fn dest_opts() -> CopyOptions {
+    CopyOptions {
+        dest: vec![b"dest".to_vec()],
+        ..CopyOptions::default()
+    }
+}
+
+fn copy_sandbox() -> Sandbox {
+    let sb = Sandbox::new();
+    fs::create_dir(sb.root().join("dest")).unwrap();
+    sb
+}
+
+#[test]
+fn copy_places_names_like_moby() {
+    let sb = copy_sandbox();
+    copy_into(
+        &sb,
+        &[
+            Ent::dir("./"),
+            Ent::file("/abs/file", "a"),
+            Ent::file("x/../y", "b"),
+            Ent::file(".wh.not-a-whiteout", "c"),
+        ],
+        dest_opts(),
+    )
+    .unwrap();
+    assert_eq!(fs::read(sb.root().join("dest/abs/file")).unwrap(), b"a");
+    assert_eq!(fs::read(sb.root().join("dest/y")).unwrap(), b"b");
+    assert_eq!(
+        fs::read(sb.root().join("dest/.wh.not-a-whiteout")).unwrap(),
+        b"c"
+    );
+    // Missing parents are made with mode 0755.
+    let m = fs::metadata(sb.root().join("dest/abs")).unwrap();
+    assert_eq!(m.mode() & 0o777, 0o755);
+    for (entries, needle) in [
+        (
+            vec![Ent::file("../escape", "x")],
+            "\"../escape\" is outside of \"/dest\"",
+        ),
+        (vec![Ent::file("a/../../escape", "x")], "is outside of"),
+        (
+            vec![Ent::symlink("l", "../../outside")],
+            "invalid symlink \"/dest/l\" -> \"../../outside\"",
+        ),
+        (vec![Ent::hardlink("h", "../x")], "invalid hardlink"),
+    ] {
+        let before = sb.snapshot_outside();
+        let e = copy_into(&sb, &entries, dest_opts()).unwrap_err();
+        assert!(e.to_string().contains(needle), "{e}");
+        assert_eq!(sb.snapshot_outside(), before);
+        assert!(!sb.root().join("escape").exists());
+    }
+    // An absolute symlink target is fine: it stays inside the root when followed.
+    copy_into(&sb, &[Ent::symlink("abslink", "/etc/passwd")], dest_opts()).unwrap();
+    assert_eq!(
+        fs::read_link(sb.root().join("dest/abslink")).unwrap(),
+        PathBuf::from("/etc/passwd")
+    );
+}
+
+#[test]
+fn copy_resolves_existing_symlinks_inside_the_root() {
+    let sb = copy_sandbox();
+    let out = sb.outside().display().to_string();
+    std::os::unix::fs::symlink("/", sb.root().join("dest/up")).unwrap();
+    std::os::unix::fs::symlink("../../../../..", sb.root().join("dest/rel")).unwrap();
+    std::os::unix::fs::symlink(&out, sb.root().join("dest/host")).unwrap();
+    let before = sb.snapshot_outside();
+    // While the link's target does not exist inside the root, writing through it fails (as
+    // in Docker's chroot) and touches nothing outside.
+    assert!(copy_into(&sb, &[Ent::file("host/sentinel", "3")], dest_opts()).is_err());
+    assert_eq!(sb.snapshot_outside(), before);
+    fs::create_dir_all(sb.root().join(out.trim_start_matches('/'))).unwrap();
+    copy_into(
+        &sb,
+        &[
+            Ent::file("up/etc/x", "1"),
+            Ent::file("rel/y", "2"),
+            Ent::file("host/sentinel", "3"),
+        ],
+        dest_opts(),
+    )
+    .unwrap();
+    assert_eq!(
+        sb.snapshot_outside(),
+        before,
+        "nothing outside the root changed"
+    );
+    assert_eq!(fs::read(sb.root().join("etc/x")).unwrap(), b"1");
+    assert_eq!(fs::read(sb.root().join("y")).unwrap(), b"2");
+    // The absolute host path was followed as a path inside the root.
+    let inside = sb.root().join(out.trim_start_matches('/')).join("sentinel");
+    assert_eq!(fs::read(inside).unwrap(), b"3");
+}
+
+#[test]
+fn copy_no_overwrite_dir_non_dir_and_chown() {
+    let sb = copy_sandbox();
+    fs::create_dir(sb.root().join("dest/d")).unwrap();
+    fs::write(sb.root().join("dest/f"), b"old").unwrap();
+    let strict = CopyOptions {
+        no_overwrite_dir_non_dir: true,
+        ..dest_opts()
+    };
+    let e = copy_into(&sb, &[Ent::file("d", "x")], strict.clone()).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("cannot overwrite directory \"/dest/d\" with non-directory \"/dest\""),
+        "{e}"
+    );
+    let e = copy_into(&sb, &[Ent::dir("f/")], strict.clone()).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("cannot overwrite non-directory \"/dest/f\" with directory \"/dest\""),
+        "{e}"
+    );
+    assert!(sb.root().join("dest/d").is_dir());
+    assert_eq!(fs::read(sb.root().join("dest/f")).unwrap(), b"old");
+    // Same kinds replace each other; without the option anything goes.
+    copy_into(&sb, &[Ent::file("f", "new"), Ent::dir("d/")], strict).unwrap();
+    assert_eq!(fs::read(sb.root().join("dest/f")).unwrap(), b"new");
+    copy_into(&sb, &[Ent::file("d", "now a file")], dest_opts()).unwrap();
+    assert!(sb.root().join("dest/d").is_file());
+    if crate::testutil::is_root() {
+        let mut e = Ent::file("owned", "x");
+        e.uid = 7;
+        e.gid = 8;
+        copy_into(
+            &sb,
+            &[e],
+            CopyOptions {
+                chown: Some((1000, 1001)),
+                ..dest_opts()
+            },
+        )
+        .unwrap();
+        let m = fs::metadata(sb.root().join("dest/owned")).unwrap();
+        assert_eq!((m.uid(), m.gid()), (1000, 1001));
+    }
+}
+
+mod copy_fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn name() -> impl Strategy<Value = Vec<u8>> {
+        let comp = prop_oneof![
+            Just("a"),
+            Just("b"),
+            Just(".."),
+            Just("."),
+            Just("up"),
+            Just(""),
+        ];
+        (any::<bool>(), proptest::collection::vec(comp, 1..4)).prop_map(|(abs, c)| {
+            let mut s = c.join("/");
+            if abs {
+                s.insert(0, '/');
+            }
+            s.into_bytes()
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 128, .. ProptestConfig::default() })]
+        #[test]
+        fn copy_never_writes_outside_the_root(
+            entries in proptest::collection::vec((name(), 0..4u8, name()), 1..10)
+        ) {
+            let sb = copy_sandbox();
+            let out = sb.outside().display().to_string();
+            std::os::unix::fs::symlink(&out, sb.root().join("dest/up")).unwrap();
+            let ents: Vec<Ent> = entries
+                .into_iter()
+                .map(|(n, k, t)| {
+                    let kind = match k {
+                        0 => Kind::File(b"pwned".to_vec()),
+                        1 => Kind::Dir,
+                        2 => Kind::Symlink(if t.is_empty() { out.clone().into_bytes() } else { t }),
+                        _ => Kind::Hardlink(t),
+                    };
+                    Ent::new(n, kind)
+                })
+                .collect();
+            let before = sb.snapshot_outside();
+            let _ = copy_into(&sb, &ents, dest_opts());
+            prop_assert_eq!(sb.snapshot_outside(), before, "entries: {:?}", ents);
+        }
+    }
+}

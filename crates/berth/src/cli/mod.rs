@@ -16,6 +16,7 @@ mod connect;
 mod container;
 mod context_cmd;
 mod context_store;
+mod cp;
 mod exec;
 mod flags;
 mod format;
@@ -478,12 +479,14 @@ pub enum Verb {
     DialStdio,
     Build,
     BuilderPrune,
+    Cp,
 }
 
 const TOP_VERBS: &[(&str, Verb)] = &[
     ("attach", Verb::Attach),
     ("build", Verb::Build),
     ("commit", Verb::Commit),
+    ("cp", Verb::Cp),
     ("create", Verb::Create),
     ("diff", Verb::Diff),
     ("events", Verb::Events),
@@ -524,6 +527,7 @@ const TOP_VERBS: &[(&str, Verb)] = &[
 const CONTAINER_VERBS: &[(&str, Verb)] = &[
     ("attach", Verb::Attach),
     ("commit", Verb::Commit),
+    ("cp", Verb::Cp),
     ("create", Verb::Create),
     ("diff", Verb::Diff),
     ("exec", Verb::Exec),
@@ -684,6 +688,7 @@ impl Verb {
             Verb::DialStdio => "Proxy the stdio stream to the daemon connection. Should not be invoked manually.",
             Verb::Build => "Build an image from a Dockerfile",
             Verb::BuilderPrune => "Remove build cache",
+            Verb::Cp => "Copy files/folders between a container and the local filesystem",
         }
     }
 
@@ -763,6 +768,7 @@ impl Verb {
             | Verb::ContextExport
             | Verb::ContextImport
             | Verb::DialStdio => context_cmd::spec(self, path),
+            Verb::Cp => cp::spec(path),
             _ => container::spec(self, path),
         };
         let spec = Spec {
@@ -830,6 +836,7 @@ impl Verb {
             | Verb::ContextExport
             | Verb::ContextImport
             | Verb::DialStdio => context_cmd::run(ctx, self, m).await,
+            Verb::Cp => cp::run(ctx, m).await,
             _ => container::run(ctx, self, m).await,
         }
     }
