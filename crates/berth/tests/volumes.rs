@@ -1012,3 +1012,66 @@ fn docker_py_volumes() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Docker's volume events around a container's life: `create` for a new named volume,
+/// `mount` at start (container, destination, driver, propagation, read/write) and `unmount`
+/// when it exits (container, driver), `destroy` at removal.
+#[test]
+fn volume_mount_and_unmount_events_with_dockers_attributes() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let since = chrono_now();
+    let id = d
+        .docker([
+            "run",
+            "-d",
+            "-v",
+            "evvol:/data:ro",
+            "busybox",
+            "sleep",
+            "600",
+        ])
+        .ok();
+    d.docker(["rm", "-f", &id]).ok();
+    d.docker(["volume", "rm", "evvol"]).ok();
+    let ev = d
+        .docker([
+            "events",
+            "--since",
+            &since.to_string(),
+            "--until",
+            &format!("{}", chrono_now() + 1),
+            "--filter",
+            "type=volume",
+            "--format",
+            "{{.Action}} {{.Actor.ID}} {{json .Actor.Attributes}}",
+        ])
+        .ok();
+    let lines: Vec<&str> = ev.lines().collect();
+    let actions: Vec<&str> = lines
+        .iter()
+        .map(|l| l.split(' ').next().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        actions,
+        vec!["create", "mount", "unmount", "destroy"],
+        "{ev}"
+    );
+    let attrs = |i: usize| -> serde_json::Value {
+        let l = lines[i];
+        let json = &l[l.find('{').unwrap_or(l.len())..];
+        serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {l}"))
+    };
+    assert!(lines.iter().all(|l| l.contains(" evvol ")), "{ev}");
+    let mount = attrs(1);
+    assert_eq!(mount["container"], id.as_str(), "{mount}");
+    assert_eq!(mount["destination"], "/data", "{mount}");
+    assert_eq!(mount["driver"], "local", "{mount}");
+    assert_eq!(mount["read/write"], "false", "{mount}");
+    assert!(mount.get("propagation").is_some(), "{mount}");
+    let unmount = attrs(2);
+    assert_eq!(unmount["container"], id.as_str(), "{unmount}");
+    assert_eq!(unmount["driver"], "local", "{unmount}");
+    assert_eq!(attrs(0)["driver"], "local");
+    assert_eq!(attrs(3)["driver"], "local");
+}
