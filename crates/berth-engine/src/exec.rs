@@ -366,6 +366,10 @@ impl Engine {
         let spawned = tokio::time::Instant::now();
         let mut started: Option<tokio::time::Instant> = None;
         let mut pid = 0i64;
+        // The pid file is polled with a back-off (5 ms doubling to 40 ms): most probes start
+        // within a few polls, and a slow start on a loaded host does not cost the daemon a
+        // wake-up and a file read every 10 ms. The timeout starts at most one poll late.
+        let mut poll = Duration::from_millis(5);
         enum Next {
             Exit(Result<i32, berth_runtime::RuntimeError>),
             Kill(ProbeEnd),
@@ -381,11 +385,12 @@ impl Engine {
                 _ = cancel.cancelled() => break Next::Kill(ProbeEnd::Canceled),
                 // The runtime writes the pid file once the process runs: the timeout counts
                 // from then.
-                _ = tokio::time::sleep(Duration::from_millis(10)), if started.is_none() => {
+                _ = tokio::time::sleep(poll), if started.is_none() => {
                     if let Some(n) = p.pid() {
                         pid = n as i64;
                         started = Some(tokio::time::Instant::now());
                     }
+                    poll = (poll * 2).min(Duration::from_millis(40));
                 }
                 _ = tokio::time::sleep_until(deadline) => {
                     if started.is_none() {
