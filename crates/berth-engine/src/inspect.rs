@@ -103,6 +103,19 @@ impl Engine {
         c: &Arc<Container>,
         size: bool,
     ) -> Result<ContainerInspect, ApiError> {
+        // A container's init can end right after its start (a shell that cannot fork once a
+        // fork bomb has filled its pids cgroup exits with 2) while the supervisor's report
+        // of the exit is still on its way: answer with the exit, never with a running state
+        // whose PID no longer exists.
+        let (status, pid) = c.with(|r| (r.state.status, r.state.pid));
+        if status == Status::Running && pid > 0 && !crate::start::process_alive(pid as i32) {
+            let mut rx = c.subscribe();
+            let _ = tokio::time::timeout(
+                std::time::Duration::from_secs(5),
+                rx.wait_for(|s| s.status != Status::Running),
+            )
+            .await;
+        }
         let r = c.record();
         let running = r.state.status.is_running();
         let mut hc = r.host_config.clone();

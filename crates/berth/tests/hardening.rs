@@ -815,3 +815,102 @@ fn interrupted_pulls_leave_nothing_or_the_tagged_image() {
     let size = d.berth(["run", "--rm", &img, "wc", "-c", "/big"]).ok();
     assert_eq!(size.split_whitespace().next(), Some("4194304"));
 }
+
+/// 50 × `run -d` of a fork-bomb container with a pids limit under a CPU hog, each inspected
+/// at once: running with a live PID that is the init of the container's PID namespace, or
+/// (when the shell itself could not fork once the bomb filled the cgroup, and exited with 2
+/// as it does under Docker) exited with PID 0 — never running with a PID that is gone.
+#[test]
+fn pid_right_after_run_under_load_is_alive_or_the_exit_is_shown() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let mut hogs: Vec<std::process::Child> = (0..2)
+        .map(|_| {
+            std::process::Command::new("timeout")
+                .args(["300", "sh", "-c", "while :; do :; done"])
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    struct Kill<'a>(&'a mut Vec<std::process::Child>);
+    impl Drop for Kill<'_> {
+        fn drop(&mut self) {
+            for h in self.0.iter_mut() {
+                let _ = h.kill();
+                let _ = h.wait();
+            }
+        }
+    }
+    let _hogs = Kill(&mut hogs);
+    let (mut running, mut exited) = (0, 0);
+    for i in 0..50 {
+        let id = d
+            .berth([
+                "run",
+                "-d",
+                "--network",
+                "none",
+                "--pids-limit",
+                "64",
+                "busybox",
+                "sh",
+                "-c",
+                "bomb() { bomb | bomb & }; bomb; exec sleep 3600",
+            ])
+            .ok();
+        let st = d
+            .berth([
+                "inspect",
+                "-f",
+                "{{.State.Status}} {{.State.Running}} {{.State.Pid}} {{.State.ExitCode}}",
+                &id,
+            ])
+            .ok();
+        let f: Vec<&str> = st.split_whitespace().collect();
+        let pid: i32 = f[2].parse().unwrap();
+        match (f[0], f[1]) {
+            ("running", "true") => {
+                let status = match std::fs::read_to_string(format!("/proc/{pid}/status")) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        // The shell may have ended after the inspect above: then the daemon
+                        // must report that exit now, never a running state with this PID.
+                        let again = d
+                            .berth([
+                                "inspect",
+                                "-f",
+                                "{{.State.Status}} {{.State.Pid}} {{.State.ExitCode}}",
+                                &id,
+                            ])
+                            .ok();
+                        assert_eq!(
+                            again.trim(),
+                            "exited 0 2",
+                            "run {i}: running with PID {pid} gone ({e}), then: {again}"
+                        );
+                        exited += 1;
+                        d.berth(["rm", "-f", &id]).ok();
+                        continue;
+                    }
+                };
+                running += 1;
+                let nspid = status
+                    .lines()
+                    .find(|l| l.starts_with("NSpid:"))
+                    .unwrap_or_default();
+                assert!(
+                    nspid.split_whitespace().last() == Some("1")
+                        && nspid.split_whitespace().count() > 2,
+                    "run {i}: PID {pid} is not the init of the container's PID namespace: {nspid}"
+                );
+            }
+            ("exited", "false") => {
+                exited += 1;
+                assert_eq!((pid, f[3]), (0, "2"), "run {i}: {st}");
+            }
+            _ => panic!("run {i}: {st}"),
+        }
+        d.berth(["rm", "-f", &id]).ok();
+    }
+    eprintln!("{running} running, {exited} exited (their shell could not fork)");
+}
