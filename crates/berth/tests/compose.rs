@@ -1054,3 +1054,72 @@ fn the_projects_compose_file_runs_verbatim_with_berth_and_compose_v2() {
     // network mode string there. (`docker_compose_v1_drives_berth` covers v1 on
     // `network_mode: none` projects.)
 }
+
+/// A published port already taken on `up`: the error names the service's container and the
+/// port, and the services already started stay running.
+#[test]
+fn port_conflict_on_up_names_service_and_port_and_keeps_started_services() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let port = common::free_port();
+    let p = Proj::new(
+        "pconf",
+        &format!(
+            r#"
+services:
+  first:
+    image: busybox
+    command: httpd -f -p 8080
+    ports:
+      - "{port}:8080"
+  second:
+    image: busybox
+    command: httpd -f -p 8080
+    ports:
+      - "{port}:8080"
+    depends_on: [first]
+"#
+        ),
+    );
+    let out = compose(&d, &p, &["up", "-d"]);
+    assert_eq!(out.status, 1, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr.contains("pconf-second-1")
+            && out.stderr.contains(&port.to_string())
+            && out.stderr.contains("port is already allocated"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("Container pconf-first-1  Started"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(inspect(&d, "pconf-first-1", "{{.State.Status}}"), "running");
+    assert_ne!(
+        inspect(&d, "pconf-second-1", "{{.State.Status}}"),
+        "running"
+    );
+    let ps = compose(&d, &p, &["ps", "--services"]).ok();
+    assert_eq!(ps, "first");
+    compose(&d, &p, &["down", "-t", "1"]).ok();
+}
+
+/// A build context that does not exist is named, and nothing is created.
+#[test]
+fn missing_build_context_is_named() {
+    let d = Daemon::start();
+    let p = Proj::new(
+        "nctx",
+        r#"
+services:
+  app:
+    build: ./no-such-dir
+    network_mode: none
+"#,
+    );
+    let out = compose(&d, &p, &["up", "-d"]);
+    assert_ne!(out.status, 0, "{}{}", out.stdout, out.stderr);
+    assert!(out.stderr.contains("no-such-dir"), "{}", out.stderr);
+    assert!(ids(&d, "nctx").is_empty());
+}
