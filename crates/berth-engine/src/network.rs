@@ -1858,14 +1858,13 @@ impl Engine {
                 }
             }
             if mode_network(&r.network_mode) == n.rec.name {
-                // The container keeps its other networks; the first of them becomes its mode
-                // (Docker keeps the mode string; berth keeps a network it is still on).
-                r.network_mode = r
-                    .endpoints_config
-                    .keys()
-                    .find(|k| *k != "default")
-                    .cloned()
-                    .unwrap_or_else(|| "none".to_string());
+                // The container keeps its other networks; the first of them becomes its mode.
+                // Disconnected from its last network it keeps the mode string, as Docker does:
+                // docker-compose 1.29 creates a container on the project network, disconnects
+                // it and connects it again with its aliases before the start.
+                if let Some(next) = r.endpoints_config.keys().find(|k| *k != "default") {
+                    r.network_mode = next.clone();
+                }
             }
         })
         .map_err(internal)?;

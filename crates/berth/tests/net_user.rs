@@ -314,6 +314,65 @@ fn user_networks_end_to_end() {
     }
 }
 
+/// docker-compose 1.29's way of giving a container its aliases: create it on the network,
+/// disconnect it from its only network, connect it again with aliases, start it. The
+/// container keeps its network mode (as with dockerd) and starts on the network with them.
+#[test]
+fn disconnect_from_the_only_network_then_connect_again_before_start() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let s1 = d.block.subnet(1);
+    d.docker(["network", "create", "--subnet", &s1, "v1net"])
+        .ok();
+    d.docker([
+        "create",
+        "--name",
+        "v1c",
+        "--network",
+        "v1net",
+        "busybox",
+        "sleep",
+        "600",
+    ])
+    .ok();
+    d.docker(["network", "disconnect", "v1net", "v1c"]).ok();
+    let mode = d
+        .docker(["inspect", "-f", "{{.HostConfig.NetworkMode}}", "v1c"])
+        .ok();
+    assert_eq!(mode.trim(), "v1net");
+    d.docker(["network", "connect", "--alias", "db", "v1net", "v1c"])
+        .ok();
+    d.docker(["start", "v1c"]).ok();
+    let aliases = d
+        .docker([
+            "inspect",
+            "-f",
+            "{{range (index .NetworkSettings.Networks \"v1net\").Aliases}}{{.}} {{end}}",
+            "v1c",
+        ])
+        .ok();
+    assert!(aliases.split_whitespace().any(|a| a == "db"), "{aliases}");
+    let ip = ip_on(&d, "v1c", "v1net");
+    assert!(!ip.trim().is_empty(), "no address on v1net");
+    d.docker([
+        "run",
+        "-d",
+        "--name",
+        "peer",
+        "--network",
+        "v1net",
+        "busybox",
+        "sleep",
+        "600",
+    ])
+    .ok();
+    assert!(
+        pings(&d, "peer", "db"),
+        "the alias given at connect does not resolve"
+    );
+    d.docker(["rm", "-f", "v1c", "peer"]).ok();
+}
+
 #[test]
 fn icc_false_isolates_containers_of_a_network() {
     // daemon.json `icc: false` for the default bridge; `enable_icc` per user network.
