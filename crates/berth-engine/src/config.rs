@@ -137,6 +137,9 @@ pub struct NetConfig {
     pub dns_opts: Vec<String>,
     /// The host's resolv.conf (`host-resolv-conf`, default /etc/resolv.conf).
     pub host_resolv_conf: PathBuf,
+    /// `ipv6`: IPv6 on the default bridge, from `fixed-cidr-v6` (else a unique local /64).
+    pub ipv6: bool,
+    pub fixed_cidr_v6: Option<String>,
 }
 
 pub const DEFAULT_BRIDGE: &str = "berth0";
@@ -458,14 +461,19 @@ fn net_config(fc: &FileConfig) -> Result<NetConfig, ConfigError> {
             )));
         }
     }
-    if fc.ipv6 == Some(true) || fc.fixed_cidr_v6.as_deref().is_some_and(|s| !s.is_empty()) {
+    let fixed_cidr_v6 = fc
+        .fixed_cidr_v6
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            berth_net::ipam::parse_subnet6(s)
+                .map(|n| n.to_string())
+                .map_err(|e| ConfigError::Invalid(format!("fixed-cidr-v6: {e}")))
+        })
+        .transpose()?;
+    if fixed_cidr_v6.is_some() && fc.ipv6 != Some(true) {
         return Err(ConfigError::Invalid(
-            "IPv6 (\"ipv6\", \"fixed-cidr-v6\") is not implemented by berth yet: remove these keys; containers get IPv4 only".to_string(),
-        ));
-    }
-    if fc.ip6tables == Some(true) {
-        return Err(ConfigError::Invalid(
-            "\"ip6tables\": true is not implemented by berth yet (no IPv6 networks): remove the key".to_string(),
+            "\"fixed-cidr-v6\" needs \"ipv6\": true (IPv6 on the default bridge)".to_string(),
         ));
     }
     if fc.fixed_cidr.as_deref().is_some_and(|s| !s.is_empty()) {
@@ -504,6 +512,8 @@ fn net_config(fc: &FileConfig) -> Result<NetConfig, ConfigError> {
             .clone()
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or_else(|| PathBuf::from("/etc/resolv.conf")),
+        ipv6: fc.ipv6 == Some(true),
+        fixed_cidr_v6,
     })
 }
 
@@ -539,14 +549,20 @@ mod tests {
         assert!(!off.net.userland_proxy && !off.net.iptables);
         let v6off = FileConfig::parse(r#"{"ipv6":false,"ip6tables":false,"icc":false}"#).unwrap();
         let v6off = EngineConfig::from_file_config(&v6off, "/x".into()).unwrap();
-        assert!(!v6off.net.icc);
+        assert!(!v6off.net.icc && !v6off.net.ipv6);
+        let v6 =
+            FileConfig::parse(r#"{"ipv6":true,"fixed-cidr-v6":"fd00:3::7/64","ip6tables":true}"#)
+                .unwrap();
+        let v6 = EngineConfig::from_file_config(&v6, "/x".into()).unwrap();
+        assert!(v6.net.ipv6);
+        assert_eq!(v6.net.fixed_cidr_v6.as_deref(), Some("fd00:3::/64"));
         for bad in [
             r#"{"bridge":"a-very-long-bridge-name"}"#,
             r#"{"bridge":"bad name"}"#,
             r#"{"mtu":10}"#,
-            r#"{"ipv6":true,"fixed-cidr-v6":"fd00::/64"}"#,
+            r#"{"ipv6":true,"fixed-cidr-v6":"fd00::/130"}"#,
+            r#"{"ipv6":true,"fixed-cidr-v6":"10.0.0.0/8"}"#,
             r#"{"fixed-cidr-v6":"fd00::/64"}"#,
-            r#"{"ip6tables":true}"#,
             r#"{"fixed-cidr":"10.1.0.0/25"}"#,
             r#"{"userland-proxy-path":"/usr/bin/docker-proxy"}"#,
         ] {

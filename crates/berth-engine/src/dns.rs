@@ -167,7 +167,7 @@ fn endpoint_records(rec: &ContainerRecord, sb: &Sandbox) -> Vec<(String, String,
                     container_id: rec.id.clone(),
                     dns_names: endpoint_dns_names(rec, &ep.aliases),
                     ipv4: Some(ep.ip),
-                    ipv6: None,
+                    ipv6: ep.ip6,
                 },
             ))
         })

@@ -197,6 +197,11 @@ impl Engine {
                     ns.ip_address = ep.ip.to_string();
                     ns.ip_prefix_len = ep.prefix as i64;
                     ns.mac_address = ep.mac.clone();
+                    if let Some(a) = ep.ip6 {
+                        ns.global_ipv6_address = a.to_string();
+                        ns.global_ipv6_prefix_len = ep.prefix6 as i64;
+                        ns.ipv6_gateway = ep.gateway6.map(|g| g.to_string()).unwrap_or_default();
+                    }
                 }
                 ns
             }),

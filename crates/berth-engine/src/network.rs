@@ -10,7 +10,7 @@
 //!   its container (decision 0003).
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -21,11 +21,11 @@ use berth_api::models::{
 };
 use berth_api::{ApiError, Filters};
 use berth_net::firewall::{Firewall, FwNet, FwPort};
-use berth_net::ipam::{self, Pool};
+use berth_net::ipam::{self, Pool, Pool6};
 use berth_net::ports::{self, Proto, Reservation};
 use berth_net::{hostinfo, link, netns, NetError};
 use chrono::{DateTime, Utc};
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 use serde::{Deserialize, Serialize};
 
 use crate::config::EngineConfig;
@@ -74,6 +74,11 @@ pub(crate) struct NetworkRecord {
     /// of the network reach the host and the outside but not each other.
     #[serde(default = "yes")]
     pub icc: bool,
+    /// The IPv6 subnet and gateway of an `--ipv6` network (empty: IPv4 only).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub subnet6: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub gateway6: String,
 }
 
 /// A network in memory: its record, its address pool and its bridge's index.
@@ -81,6 +86,9 @@ pub(crate) struct Net {
     pub rec: NetworkRecord,
     pub subnet: Ipv4Net,
     pub pool: Mutex<Pool>,
+    /// The IPv6 addresses of an `--ipv6` network.
+    pub pool6: Option<Mutex<Pool6>>,
+    pub subnet6: Option<Ipv6Net>,
     pub ifindex: std::sync::atomic::AtomicU32,
 }
 
@@ -112,25 +120,39 @@ pub struct EndpointState {
     pub veth: String,
     #[serde(default)]
     pub aliases: Vec<String>,
+    /// The IPv6 address, prefix and gateway on an `--ipv6` network.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip6: Option<Ipv6Addr>,
+    #[serde(default)]
+    pub prefix6: u8,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway6: Option<Ipv6Addr>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PublishedPort {
     pub proto: Proto,
-    pub host_ip: Ipv4Addr,
+    /// An IPv6 host address is served by the userland proxy (the kernel path is IPv4).
+    pub host_ip: IpAddr,
     pub host_port: u16,
     pub ctr_ip: Ipv4Addr,
     pub ctr_port: u16,
 }
 
 impl PublishedPort {
+    /// Whether the userland proxy serves this port: every port without berth's firewall rules,
+    /// IPv6 host addresses always (no IPv6 DNAT to the container's IPv4 address; `::1` could
+    /// not be forwarded by the kernel anyway).
+    fn proxied(&self, firewall: bool) -> bool {
+        !firewall || self.host_ip.is_ipv6()
+    }
+
     fn fw(&self) -> FwPort {
         FwPort {
             proto: self.proto,
-            host_ip: if self.host_ip.is_unspecified() {
-                None
-            } else {
-                Some(self.host_ip)
+            host_ip: match self.host_ip {
+                IpAddr::V4(ip) if !ip.is_unspecified() => Some(ip),
+                _ => None,
             },
             host_port: self.host_port,
             ctr_ip: self.ctr_ip,
@@ -281,10 +303,20 @@ impl NetMgr {
             Some(ipam::parse_subnet(&rec.ip_range).map_err(api)?)
         };
         let pool = Pool::new(subnet, range, Some(gw)).map_err(api)?;
+        let (subnet6, pool6) = if rec.subnet6.is_empty() {
+            (None, None)
+        } else {
+            let s6 = ipam::parse_subnet6(&rec.subnet6).map_err(api)?;
+            let gw6: Option<Ipv6Addr> = rec.gateway6.parse().ok();
+            let p6 = Pool6::new(s6, None, gw6).map_err(api)?;
+            (Some(s6), Some(Mutex::new(p6)))
+        };
         let net = Arc::new(Net {
             rec,
             subnet,
             pool: Mutex::new(pool),
+            pool6,
+            subnet6,
             ifindex: std::sync::atomic::AtomicU32::new(0),
         });
         self.nets
@@ -338,8 +370,14 @@ impl NetMgr {
                         Some((s, g)) => r.subnet == s.to_string() && r.gateway == g.to_string(),
                         None => true,
                     };
+                    let same_v6 = match (&cfg.net.fixed_cidr_v6, cfg.net.ipv6) {
+                        (_, false) => r.subnet6.is_empty(),
+                        (Some(f), true) => r.subnet6 == *f,
+                        (None, true) => !r.subnet6.is_empty(),
+                    };
                     (same_bridge
                         && same_bip
+                        && same_v6
                         && r.masquerade == cfg.net.ip_masq
                         && r.icc == cfg.net.icc)
                         .then_some(i)
@@ -376,6 +414,15 @@ impl NetMgr {
                             ipam::choose_subnet(&pools, &taken).map(|s| (s, ipam::first_host(&s)))
                         }
                     };
+                    let v6 = if cfg.net.ipv6 {
+                        cfg.net
+                            .fixed_cidr_v6
+                            .as_deref()
+                            .and_then(|f| ipam::parse_subnet6(f).ok())
+                            .or_else(|| Some(ipam::ula_subnet(&hex_bytes(&id))))
+                    } else {
+                        None
+                    };
                     match chosen {
                         Some((subnet, gw)) => {
                             let rec = NetworkRecord {
@@ -397,6 +444,10 @@ impl NetMgr {
                                 masquerade: cfg.net.ip_masq,
                                 host_binding: None,
                                 icc: cfg.net.icc,
+                                subnet6: v6.map(|s| s.to_string()).unwrap_or_default(),
+                                gateway6: v6
+                                    .map(|s| ipam::first_host6(&s).to_string())
+                                    .unwrap_or_default(),
                             };
                             if let Err(e) = self.save(&rec) {
                                 tracing::error!("{}", e.message);
@@ -434,8 +485,12 @@ impl NetMgr {
     async fn bring_up(&self, n: &Net) -> Result<u32, ApiError> {
         let host = self.host()?;
         let gw: Ipv4Addr = n.rec.gateway.parse().map_err(internal)?;
+        let gw6 = match (n.rec.gateway6.parse::<Ipv6Addr>(), n.subnet6) {
+            (Ok(g), Some(s)) => Some((g, s.prefix_len())),
+            _ => None,
+        };
         let idx = host
-            .ensure_bridge(&n.rec.bridge, gw, n.subnet.prefix_len(), n.rec.mtu)
+            .ensure_bridge(&n.rec.bridge, gw, n.subnet.prefix_len(), gw6, n.rec.mtu)
             .await
             .map_err(api)?;
         // The host reaches published ports on 127.0.0.1 through the kernel path.
@@ -481,6 +536,7 @@ impl NetMgr {
             .map(|n| FwNet {
                 bridge: n.rec.bridge.clone(),
                 subnet: n.subnet,
+                subnet6: n.subnet6,
                 internal: n.rec.internal,
                 masquerade: n.rec.masquerade,
             })
@@ -510,7 +566,7 @@ impl NetMgr {
 /// A binding request resolved to concrete ports.
 struct Wanted {
     proto: Proto,
-    host_ip: Ipv4Addr,
+    host_ip: IpAddr,
     /// None: an ephemeral port; Some((lo, hi)): a port of this range.
     host_range: Option<(u16, u16)>,
     ctr_port: u16,
@@ -543,16 +599,15 @@ fn wanted_ports(rec: &ContainerRecord, default_host_ip: Ipv4Addr) -> Result<Vec<
         let (clo, chi, proto) = ports::parse_port_key(&key).map_err(api)?;
         for b in binds {
             let host_ip = if b.host_ip.is_empty() {
-                default_host_ip
+                IpAddr::V4(default_host_ip)
             } else {
-                match b.host_ip.trim_start_matches('[').trim_end_matches(']').parse::<std::net::IpAddr>() {
-                    Ok(std::net::IpAddr::V4(ip)) => ip,
-                    Ok(std::net::IpAddr::V6(ip)) if ip.is_unspecified() => continue,
-                    Ok(std::net::IpAddr::V6(ip)) => {
-                        return Err(ApiError::bad_request(format!(
-                            "publishing on the IPv6 host address {ip} is not implemented by berth yet (IPv4 host addresses and the default 0.0.0.0 are)"
-                        )))
-                    }
+                match b
+                    .host_ip
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .parse::<IpAddr>()
+                {
+                    Ok(ip) => ip,
                     Err(_) => {
                         return Err(ApiError::bad_request(format!(
                             "invalid host IP address {}",
@@ -723,6 +778,45 @@ impl Engine {
                 None => pool.allocate().map_err(api)?,
             }
         };
+        let want_ip6 = cfg
+            .ipam_config
+            .as_ref()
+            .map(|i| i.ipv6_address.clone())
+            .filter(|s| !s.is_empty());
+        let ip6 = match (&net.pool6, &want_ip6) {
+            (None, None) => None,
+            (None, Some(_)) => {
+                net.pool
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .release(ip);
+                return Err(ApiError::bad_request(format!(
+                    "invalid endpoint settings: user specified IPv6 address {} on network {}, which does not have IPv6 enabled (create it with --ipv6)",
+                    want_ip6.as_deref().unwrap_or_default(),
+                    net.rec.name
+                )));
+            }
+            (Some(p6), want) => {
+                let mut p6 = p6.lock().unwrap_or_else(|p| p.into_inner());
+                let r = match want {
+                    Some(s) => s
+                        .parse::<Ipv6Addr>()
+                        .map_err(|_| ApiError::bad_request(format!("invalid IPv6 address: {s}")))
+                        .and_then(|a| p6.reserve(a).map(|()| a).map_err(api)),
+                    None => p6.allocate().map_err(api),
+                };
+                match r {
+                    Ok(a) => Some(a),
+                    Err(e) => {
+                        net.pool
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .release(ip);
+                        return Err(e);
+                    }
+                }
+            }
+        };
         let endpoint_id = ids::new_id();
         let mac_bytes = if mac.is_empty() {
             ipam::mac_for(ip)
@@ -740,6 +834,12 @@ impl Engine {
             ifname: ifname.clone(),
             veth: format!("veth{}", &endpoint_id[..7]),
             aliases: cfg.aliases.clone().unwrap_or_default(),
+            ip6,
+            prefix6: net.subnet6.map(|s| s.prefix_len()).unwrap_or(0),
+            gateway6: net
+                .pool6
+                .as_ref()
+                .map(|p| p.lock().unwrap_or_else(|p| p.into_inner()).gateway),
         };
         sb.endpoints.insert(net.rec.name.clone(), ep.clone());
         let mut bridge = net.ifindex.load(std::sync::atomic::Ordering::Relaxed);
@@ -756,7 +856,17 @@ impl Engine {
                 .map_err(|e| internal(format!("failed to set up container networking: {e}")))?;
         }
         let gw = (index == 0 && !net.rec.internal).then_some(ep.gateway);
-        link::configure_inside(&ns.handle, &ifname, ip, ep.prefix, gw, index == 0)
+        // The IPv6 default route goes through the first of its networks that has IPv6.
+        let has_v6_route = sb
+            .endpoints
+            .values()
+            .any(|e| e.ifname != ifname && e.ip6.is_some());
+        let v6 = ep.ip6.map(|a| link::Inside6 {
+            ip: a,
+            prefix: ep.prefix6,
+            gw: ep.gateway6.filter(|_| !net.rec.internal && !has_v6_route),
+        });
+        link::configure_inside(&ns.handle, &ifname, ip, ep.prefix, gw, v6, index == 0)
             .await
             .map_err(|e| internal(format!("failed to set up container networking: {e}")))?;
         tracing::debug!(id = %c.id, network = %net.rec.name, %ip, "endpoint added");
@@ -781,7 +891,23 @@ impl Engine {
         if wanted.is_empty() || net.rec.internal {
             return Ok(());
         }
-        let proxied = self.net.fw.is_none();
+        let firewall = self.net.fw.is_some();
+        let proxied = !firewall;
+        if wanted.iter().any(|w| w.host_ip.is_ipv6()) {
+            if !self.cfg.net.userland_proxy {
+                return Err(ApiError::bad_request(
+                    "publishing on an IPv6 host address needs the userland proxy, which daemon.json turns off (\"userland-proxy\": false)",
+                ));
+            }
+            if wanted
+                .iter()
+                .any(|w| w.host_ip.is_ipv6() && w.proto == Proto::Sctp)
+            {
+                return Err(ApiError::bad_request(
+                    "publishing SCTP ports on an IPv6 host address is not supported by berth (the userland proxy forwards TCP and UDP only)",
+                ));
+            }
+        }
         if proxied {
             if !self.cfg.net.userland_proxy {
                 return Err(ApiError::bad_request(
@@ -804,9 +930,10 @@ impl Engine {
         let mut published: Vec<PublishedPort> = Vec::new();
         let range = ports::ephemeral_range();
         for w in &wanted {
+            let listen = proxied || w.host_ip.is_ipv6();
             let (port, r) = match w.host_range {
                 Some((lo, hi)) if lo == hi => {
-                    let r = if proxied {
+                    let r = if listen {
                         ports::reserve_listening(w.proto, w.host_ip, lo)
                     } else {
                         ports::reserve(w.proto, w.host_ip, lo)
@@ -844,26 +971,38 @@ impl Engine {
                 ctr_port: w.ctr_port,
             });
         }
-        let Some(fw) = &self.net.fw else {
-            // No firewall rules: the userland proxy serves the reserved sockets.
-            let mut socks = Vec::new();
-            for (r, p) in held.into_iter().zip(&published) {
-                let Some((fd, _)) = r.into_parts() else {
-                    return Err(fail("no socket for the userland proxy".to_string()));
-                };
-                socks.push((
-                    fd,
-                    p.proto,
-                    std::net::SocketAddrV4::new(p.ctr_ip, p.ctr_port),
-                ));
+        // The userland proxy serves the reserved sockets of its ports; the kernel the rest.
+        let mut socks = Vec::new();
+        let mut kept = Vec::new();
+        for (r, p) in held.into_iter().zip(&published) {
+            if !p.proxied(firewall) {
+                kept.push(r);
+                continue;
             }
+            let Some((fd, _)) = r.into_parts() else {
+                return Err(fail("no socket for the userland proxy".to_string()));
+            };
+            socks.push((
+                fd,
+                p.proto,
+                std::net::SocketAddrV4::new(p.ctr_ip, p.ctr_port),
+            ));
+        }
+        let held = kept;
+        if !socks.is_empty() {
             let pid =
                 crate::netproxy::spawn(&self.cfg.shim_source, &sb.key, socks).map_err(fail)?;
             sb.proxy_pid = Some(pid);
+        }
+        let Some(fw) = &self.net.fw else {
             sb.ports = published;
             return Ok(());
         };
-        let fwp: Vec<FwPort> = published.iter().map(PublishedPort::fw).collect();
+        let fwp: Vec<FwPort> = published
+            .iter()
+            .filter(|p| !p.proxied(true))
+            .map(PublishedPort::fw)
+            .collect();
         {
             let _g = self.net.lock.lock().await;
             fw.add_ports(&fwp)
@@ -928,6 +1067,9 @@ impl Engine {
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .release(ep.ip);
+                if let (Some(p6), Some(ip6)) = (&net.pool6, ep.ip6) {
+                    p6.lock().unwrap_or_else(|p| p.into_inner()).release(ip6);
+                }
             }
             if self.net.fw.is_some() {
                 tokio::spawn(berth_net::firewall::flush_conntrack(ep.ip));
@@ -981,18 +1123,23 @@ impl Engine {
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
                         .mark_used(ep.ip);
+                    if let (Some(p6), Some(ip6)) = (&net.pool6, ep.ip6) {
+                        p6.lock().unwrap_or_else(|p| p.into_inner()).mark_used(ip6);
+                    }
                 }
             }
+            let firewall = self.net.fw.is_some();
             if let Some(pid) = sb.proxy_pid {
                 // The proxy holds its ports; one that died is started again.
                 if !crate::netproxy::alive(pid, &sb.key) {
                     self.restart_proxy(c, &sb);
                 }
-                continue;
+            } else if sb.ports.iter().any(|p| p.proxied(firewall)) {
+                self.restart_proxy(c, &sb);
             }
-            if !sb.ports.is_empty() {
+            if firewall && sb.ports.iter().any(|p| !p.proxied(true)) {
                 let mut held = Vec::new();
-                for p in &sb.ports {
+                for p in sb.ports.iter().filter(|p| !p.proxied(true)) {
                     match ports::reserve(p.proto, p.host_ip, p.host_port) {
                         Ok(r) => held.push(r),
                         Err(e) => tracing::warn!(id = %c.id, "re-reserving a published port: {e}"),
@@ -1009,7 +1156,11 @@ impl Engine {
                     .unwrap_or_else(|p| p.into_inner())
                     .insert(
                         c.id.clone(),
-                        sb.ports.iter().map(PublishedPort::fw).collect(),
+                        sb.ports
+                            .iter()
+                            .filter(|p| !p.proxied(true))
+                            .map(PublishedPort::fw)
+                            .collect(),
                     );
             }
         }
@@ -1035,7 +1186,8 @@ impl Engine {
     /// Starts a running container's userland proxy again (it died while the daemon was away).
     fn restart_proxy(&self, c: &Container, sb: &Sandbox) {
         let mut socks = Vec::new();
-        for p in &sb.ports {
+        let firewall = self.net.fw.is_some();
+        for p in sb.ports.iter().filter(|p| p.proxied(firewall)) {
             match ports::reserve_listening(p.proto, p.host_ip, p.host_port).map(|r| r.into_parts())
             {
                 Ok(Some((fd, _))) => socks.push((
@@ -1080,7 +1232,7 @@ impl Engine {
             .map(|s| {
                 s.endpoints
                     .values()
-                    .map(|e| std::net::IpAddr::V4(e.ip))
+                    .flat_map(|e| std::iter::once(IpAddr::V4(e.ip)).chain(e.ip6.map(IpAddr::V6)))
                     .collect()
             })
             .unwrap_or_default();
@@ -1155,6 +1307,11 @@ impl Engine {
                     e.ip_address = ep.ip.to_string();
                     e.ip_prefix_len = ep.prefix as i64;
                     e.mac_address = ep.mac.clone();
+                    if let Some(a) = ep.ip6 {
+                        e.global_ipv6_address = a.to_string();
+                        e.global_ipv6_prefix_len = ep.prefix6 as i64;
+                        e.ipv6_gateway = ep.gateway6.map(|g| g.to_string()).unwrap_or_default();
+                    }
                     if !is_default_net(&name) {
                         e.dns_names = Some(crate::dns::endpoint_dns_names(r, &ep.aliases));
                     }
@@ -1255,7 +1412,10 @@ impl Engine {
                             endpoint_id: ep.endpoint_id.clone(),
                             mac_address: ep.mac.clone(),
                             ipv4_address: format!("{}/{}", ep.ip, ep.prefix),
-                            ipv6_address: String::new(),
+                            ipv6_address: ep
+                                .ip6
+                                .map(|a| format!("{a}/{}", ep.prefix6))
+                                .unwrap_or_default(),
                         },
                     );
                 }
@@ -1294,16 +1454,25 @@ impl Engine {
             created: docker_time(Some(n.rec.created)),
             scope: "local".into(),
             driver: n.rec.driver.clone(),
-            enable_ipv6: false,
+            enable_ipv6: n.subnet6.is_some(),
             ipam: Ipam {
                 driver: "default".into(),
                 options: (!n.rec.ipam_options.is_empty()).then(|| n.rec.ipam_options.clone()),
-                config: Some(vec![IpamConfig {
-                    subnet: n.rec.subnet.clone(),
-                    ip_range: n.rec.ip_range.clone(),
-                    gateway: n.rec.gateway.clone(),
-                    auxiliary_addresses: None,
-                }]),
+                config: Some(
+                    std::iter::once(IpamConfig {
+                        subnet: n.rec.subnet.clone(),
+                        ip_range: n.rec.ip_range.clone(),
+                        gateway: n.rec.gateway.clone(),
+                        auxiliary_addresses: None,
+                    })
+                    .chain((!n.rec.subnet6.is_empty()).then(|| IpamConfig {
+                        subnet: n.rec.subnet6.clone(),
+                        ip_range: String::new(),
+                        gateway: n.rec.gateway6.clone(),
+                        auxiliary_addresses: None,
+                    }))
+                    .collect(),
+                ),
             },
             internal: n.rec.internal,
             attachable: n.rec.attachable,
@@ -1403,11 +1572,6 @@ impl Engine {
                 "network driver {driver} is not supported by berth (bridge)"
             )));
         }
-        if req.enable_ipv6 {
-            return Err(ApiError::bad_request(
-                "IPv6 networks (--ipv6) are not implemented by berth yet",
-            ));
-        }
         if req.enable_ipv4 == Some(false) {
             return Err(ApiError::bad_request(
                 "IPv4-less networks (--ipv4=false) are not implemented by berth: its networks always have IPv4",
@@ -1497,16 +1661,68 @@ impl Engine {
             )));
         }
         let others: Vec<Ipv4Net> = self.net.all().iter().map(|n| n.subnet).collect();
-        let cfgs: Vec<IpamConfig> = req
+        let all_cfgs: Vec<IpamConfig> = req
             .ipam
             .as_ref()
             .and_then(|i| i.config.clone())
             .unwrap_or_default();
+        let is_v6 = |c: &IpamConfig| c.subnet.contains(':') || c.gateway.contains(':');
+        let (cfgs6, cfgs): (Vec<IpamConfig>, Vec<IpamConfig>) =
+            all_cfgs.into_iter().partition(is_v6);
         if cfgs.len() > 1 {
             return Err(ApiError::bad_request(
                 "only one IPv4 subnet per network is supported by berth",
             ));
         }
+        if cfgs6.len() > 1 {
+            return Err(ApiError::bad_request(
+                "only one IPv6 subnet per network is supported by berth",
+            ));
+        }
+        if !cfgs6.is_empty() && !req.enable_ipv6 {
+            return Err(ApiError::bad_request(
+                "an IPv6 subnet or gateway needs IPv6 enabled on the network (--ipv6)",
+            ));
+        }
+        let (subnet6, gateway6) = if req.enable_ipv6 {
+            let others6: Vec<Ipv6Net> = self.net.all().iter().filter_map(|n| n.subnet6).collect();
+            let (s6, gw6) = match cfgs6.first() {
+                Some(c) if !c.subnet.is_empty() => {
+                    if !c.ip_range.is_empty() {
+                        return Err(ApiError::bad_request(
+                            "IPv6 IP ranges (--ip-range with an IPv6 subnet) are not supported by berth: give the IPv6 subnet only",
+                        ));
+                    }
+                    let s6 = ipam::parse_subnet6(&c.subnet).map_err(api)?;
+                    let gw6 = if c.gateway.is_empty() {
+                        None
+                    } else {
+                        Some(c.gateway.parse::<Ipv6Addr>().map_err(|_| {
+                            ApiError::bad_request(format!("invalid gateway address {}", c.gateway))
+                        })?)
+                    };
+                    (s6, gw6)
+                }
+                Some(_) => {
+                    return Err(ApiError::bad_request(
+                        "a gateway or an IP range needs a subnet (--subnet)",
+                    ))
+                }
+                None => (ipam::ula_subnet(&hex_bytes(&id)), None),
+            };
+            if let Some(o) = others6.iter().find(|o| ipam::overlaps6(o, &s6)) {
+                return Err(ApiError::new(
+                    http::StatusCode::FORBIDDEN,
+                    format!(
+                        "Pool overlaps with other one on this address space ({s6} overlaps {o})"
+                    ),
+                ));
+            }
+            let p6 = Pool6::new(s6, None, gw6).map_err(api)?;
+            (s6.to_string(), p6.gateway.to_string())
+        } else {
+            (String::new(), String::new())
+        };
         let (subnet, range, gateway) = match cfgs.first() {
             Some(c) if !c.subnet.is_empty() => {
                 if c.subnet.contains(':') {
@@ -1580,6 +1796,8 @@ impl Engine {
             masquerade,
             host_binding,
             icc,
+            subnet6,
+            gateway6,
         };
         let net = self.net.insert(rec.clone())?;
         let made = async {
@@ -1775,6 +1993,13 @@ impl Engine {
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
                         .release(ep.ip);
+                    if let (Some(p6), Some(ip6)) = (&n.pool6, ep.ip6) {
+                        p6.lock().unwrap_or_else(|p| p.into_inner()).release(ip6);
+                    }
+                    // The veth may exist already: its removal takes the host end with it.
+                    if let Ok(ns) = netns::join(Path::new(&sb.key)).await {
+                        let _ = link::delete_inside(&ns.handle, &ep.ifname).await;
+                    }
                 }
                 return Err(e);
             }
@@ -1836,6 +2061,9 @@ impl Engine {
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
                         .release(ep.ip);
+                    if let (Some(p6), Some(ip6)) = (&n.pool6, ep.ip6) {
+                        p6.lock().unwrap_or_else(|p| p.into_inner()).release(ip6);
+                    }
                     if mode_network(&rec.network_mode) == n.rec.name && !sb.ports.is_empty() {
                         let mut sb2 = sb.clone();
                         sb2.endpoints.clear();
@@ -1875,6 +2103,14 @@ impl Engine {
         self.network_event("disconnect", &n.rec.id, &n.rec.name, &c.id);
         Ok(())
     }
+}
+
+/// The bytes of a hex ID (a network's), the seed of its IPv6 ULA prefix.
+fn hex_bytes(id: &str) -> Vec<u8> {
+    id.as_bytes()
+        .chunks(2)
+        .filter_map(|c| u8::from_str_radix(std::str::from_utf8(c).ok()?, 16).ok())
+        .collect()
 }
 
 fn is_default_net(name: &str) -> bool {

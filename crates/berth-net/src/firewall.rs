@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 use tokio::io::AsyncWriteExt;
 
 use crate::ports::Proto;
@@ -21,6 +21,8 @@ use crate::{NetError, Result};
 pub struct FwNet {
     pub bridge: String,
     pub subnet: Ipv4Net,
+    /// The IPv6 subnet of an `--ipv6` network.
+    pub subnet6: Option<Ipv6Net>,
     pub internal: bool,
     pub masquerade: bool,
 }
@@ -93,30 +95,28 @@ impl Firewall {
             }
         }
         s.push_str("  }\n");
-        s.push_str(
-            "  chain forward {\n    type filter hook forward priority filter; policy accept;\n",
-        );
-        s.push_str("    ct status dnat accept\n");
-        for n in nets {
-            let b = q(&n.bridge);
-            if n.internal {
-                let _ = writeln!(s, "    iifname {b} oifname != {b} drop");
-                let _ = writeln!(s, "    oifname {b} iifname != {b} drop");
+        render_forward(&mut s, nets);
+        s.push_str("}\n");
+        // IPv6 (`--ipv6` networks): the same isolation, and masquerading of their subnets.
+        // Published ports on IPv6 host addresses go through the userland proxy, so this
+        // table has no port maps.
+        let _ = writeln!(s, "table ip6 {t}\ndelete table ip6 {t}");
+        if nets.iter().any(|n| n.subnet6.is_some()) {
+            let _ = writeln!(s, "table ip6 {t} {{");
+            s.push_str("  chain postrouting {\n    type nat hook postrouting priority srcnat; policy accept;\n");
+            for n in nets {
+                if let (Some(s6), true) = (n.subnet6, n.masquerade && !n.internal) {
+                    let _ = writeln!(
+                        s,
+                        "    ip6 saddr {s6} oifname != {} masquerade",
+                        q(&n.bridge)
+                    );
+                }
             }
-            let others: Vec<String> = nets
-                .iter()
-                .filter(|o| o.bridge != n.bridge)
-                .map(|o| q(&o.bridge))
-                .collect();
-            if !others.is_empty() {
-                let _ = writeln!(
-                    s,
-                    "    iifname {b} oifname {{ {} }} drop",
-                    others.join(", ")
-                );
-            }
+            s.push_str("  }\n");
+            render_forward(&mut s, nets);
+            s.push_str("}\n");
         }
-        s.push_str("  }\n}\n");
         s.push_str(&self.render_elements("add", ports));
         s
     }
@@ -173,8 +173,10 @@ impl Firewall {
     /// Removes berth's table (nothing when it is not there).
     pub async fn remove_table(&self) -> Result<()> {
         let t = &self.table;
-        self.run(&format!("table ip {t}\ndelete table ip {t}\n"))
-            .await
+        self.run(&format!(
+            "table ip {t}\ndelete table ip {t}\ntable ip6 {t}\ndelete table ip6 {t}\n"
+        ))
+        .await
     }
 
     /// Runs one nft batch (`nft -f -`): all of it applies, or none.
@@ -235,6 +237,33 @@ pub async fn flush_conntrack(ip: Ipv4Addr) {
     }
 }
 
+/// The forward chain: connections to published ports pass, `--internal` networks stay on
+/// their bridge, and different networks do not reach each other.
+fn render_forward(s: &mut String, nets: &[FwNet]) {
+    s.push_str("  chain forward {\n    type filter hook forward priority filter; policy accept;\n");
+    s.push_str("    ct status dnat accept\n");
+    for n in nets {
+        let b = q(&n.bridge);
+        if n.internal {
+            let _ = writeln!(s, "    iifname {b} oifname != {b} drop");
+            let _ = writeln!(s, "    oifname {b} iifname != {b} drop");
+        }
+        let others: Vec<String> = nets
+            .iter()
+            .filter(|o| o.bridge != n.bridge)
+            .map(|o| q(&o.bridge))
+            .collect();
+        if !others.is_empty() {
+            let _ = writeln!(
+                s,
+                "    iifname {b} oifname {{ {} }} drop",
+                others.join(", ")
+            );
+        }
+    }
+    s.push_str("  }\n");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -246,12 +275,14 @@ mod tests {
             FwNet {
                 bridge: "br-a".into(),
                 subnet: "10.1.0.0/24".parse().unwrap(),
+                subnet6: Some("fd00:1::/64".parse().unwrap()),
                 internal: false,
                 masquerade: true,
             },
             FwNet {
                 bridge: "br-b".into(),
                 subnet: "10.2.0.0/24".parse().unwrap(),
+                subnet6: None,
                 internal: true,
                 masquerade: true,
             },
@@ -281,6 +312,16 @@ mod tests {
         ));
         assert!(s.contains("    iifname \"br-b\" oifname != \"br-b\" drop\n"));
         assert!(s.contains("    iifname \"br-a\" oifname { \"br-b\" } drop\n"));
+        assert!(s.contains("table ip6 berth-t {\n"));
+        assert!(s.contains("    ip6 saddr fd00:1::/64 oifname != \"br-a\" masquerade\n"));
+        assert_eq!(
+            s.matches("    iifname \"br-a\" oifname { \"br-b\" } drop\n")
+                .count(),
+            2
+        );
+        let v4only = fw.render_full(&nets[1..], &[]);
+        assert!(v4only.contains("table ip6 berth-t\ndelete table ip6 berth-t\n"));
+        assert!(!v4only.contains("table ip6 berth-t {"));
         assert!(s.contains("add element ip berth-t pub_any { tcp . 8080 : 10.1.0.2 . 80 }\n"));
         assert!(s.contains(
             "add element ip berth-t pub_ip { 127.0.0.1 . udp . 53 : 10.1.0.3 . 5353 }\n"

@@ -6,9 +6,9 @@
 //! therefore cannot outlive its container (decision 0003).
 
 use std::collections::BTreeSet;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 
 use crate::{NetError, Result};
 
@@ -234,6 +234,161 @@ impl Pool {
     }
 }
 
+/// Parses an IPv6 subnet `fd00:1::/64` (a host address inside it is truncated, as Docker does).
+pub fn parse_subnet6(s: &str) -> Result<Ipv6Net> {
+    let net: Ipv6Net = s.trim().parse().map_err(|_| {
+        NetError::Invalid(format!(
+            "invalid IPv6 subnet {s}: expected an address/prefix such as fd00:1::/64"
+        ))
+    })?;
+    if net.prefix_len() > 126 {
+        return Err(NetError::Invalid(format!(
+            "invalid IPv6 subnet {s}: the prefix must be at most /126 to leave room for a gateway and a container"
+        )));
+    }
+    let a = net.addr();
+    if a.is_loopback() || a.is_multicast() || a.is_unspecified() {
+        return Err(NetError::Invalid(format!(
+            "invalid IPv6 subnet {s}: a loopback, multicast or unspecified prefix cannot be a network's subnet"
+        )));
+    }
+    Ok(net.trunc())
+}
+
+/// Whether two IPv6 subnets share any address.
+pub fn overlaps6(a: &Ipv6Net, b: &Ipv6Net) -> bool {
+    a.contains(&b.network()) || b.contains(&a.network())
+}
+
+/// A unique local /64 (RFC 4193: `fd` and a 40-bit global ID, here taken from `seed`, a
+/// network's random ID) for an `--ipv6` network created without an IPv6 subnet.
+pub fn ula_subnet(seed: &[u8]) -> Ipv6Net {
+    let mut b = [0u8; 16];
+    b[0] = 0xfd;
+    for (i, x) in seed.iter().take(5).enumerate() {
+        b[1 + i] = *x;
+    }
+    Ipv6Net::new(Ipv6Addr::from(b), 64).unwrap_or_default()
+}
+
+/// The first address after the subnet-router anycast address (the default IPv6 gateway).
+pub fn first_host6(net: &Ipv6Net) -> Ipv6Addr {
+    Ipv6Addr::from(u128::from(net.network()).saturating_add(1))
+}
+
+/// One network's IPv6 addresses. A /64 is too large to scan, so only the addresses in use are
+/// kept and allocation walks forward from a cursor (addresses handed out in turn, as `Pool`).
+#[derive(Debug, Clone)]
+pub struct Pool6 {
+    pub subnet: Ipv6Net,
+    pub range: Ipv6Net,
+    pub gateway: Ipv6Addr,
+    used: BTreeSet<Ipv6Addr>,
+    cursor: u128,
+}
+
+impl Pool6 {
+    /// Docker's rules: the range inside the subnet, the gateway an address of the subnet other
+    /// than its subnet-router anycast address.
+    pub fn new(
+        subnet: Ipv6Net,
+        range: Option<Ipv6Net>,
+        gateway: Option<Ipv6Addr>,
+    ) -> Result<Pool6> {
+        let subnet = subnet.trunc();
+        let range = match range {
+            Some(r) => {
+                let r = r.trunc();
+                if !subnet.contains(&r.network()) || r.prefix_len() < subnet.prefix_len() {
+                    return Err(NetError::Invalid(format!(
+                        "Invalid ip range {r}: it is not contained in subnet {subnet}"
+                    )));
+                }
+                r
+            }
+            None => subnet,
+        };
+        let gateway = gateway.unwrap_or_else(|| first_host6(&subnet));
+        if !subnet.contains(&gateway) {
+            return Err(NetError::Invalid(format!(
+                "Invalid gateway {gateway}: it is not in subnet {subnet}"
+            )));
+        }
+        if gateway == subnet.network() {
+            return Err(NetError::Invalid(format!(
+                "Invalid gateway {gateway}: it is the subnet-router anycast address of {subnet}"
+            )));
+        }
+        Ok(Pool6 {
+            subnet,
+            range,
+            gateway,
+            used: BTreeSet::new(),
+            cursor: 0,
+        })
+    }
+
+    fn assignable(&self, ip: Ipv6Addr) -> bool {
+        ip != self.subnet.network() && ip != self.gateway
+    }
+
+    /// Takes a specific address (`--ip6`).
+    pub fn reserve(&mut self, ip: Ipv6Addr) -> Result<()> {
+        if !self.subnet.contains(&ip) {
+            return Err(NetError::Invalid(format!(
+                "invalid address {ip}: it does not belong to the network's subnet {}",
+                self.subnet
+            )));
+        }
+        if !self.assignable(ip) {
+            return Err(NetError::Invalid(format!(
+                "invalid address {ip}: it is the subnet-router anycast address or the gateway of {}",
+                self.subnet
+            )));
+        }
+        if !self.used.insert(ip) {
+            return Err(NetError::Conflict(format!("Address already in use: {ip}")));
+        }
+        Ok(())
+    }
+
+    /// Marks an address as in use without checks (leases found at daemon start).
+    pub fn mark_used(&mut self, ip: Ipv6Addr) {
+        self.used.insert(ip);
+    }
+
+    /// The next free address of the range.
+    pub fn allocate(&mut self) -> Result<Ipv6Addr> {
+        let start = u128::from(self.range.network());
+        let bits = 128 - u32::from(self.range.prefix_len());
+        let size: u128 = if bits >= 128 {
+            u128::MAX
+        } else {
+            1u128 << bits
+        };
+        // At most `used + 2` addresses are not assignable, so this many steps find a free one
+        // when the range has one.
+        let steps = (self.used.len() as u128 + 3).min(size);
+        for i in 0..steps {
+            let off = self.cursor.wrapping_add(i) % size;
+            let ip = Ipv6Addr::from(start.wrapping_add(off));
+            if self.assignable(ip) && !self.used.contains(&ip) {
+                self.used.insert(ip);
+                self.cursor = off.wrapping_add(1) % size;
+                return Ok(ip);
+            }
+        }
+        Err(NetError::Exhausted(format!(
+            "no available IPv6 addresses on this network's address pools: {}",
+            self.range
+        )))
+    }
+
+    pub fn release(&mut self, ip: Ipv6Addr) {
+        self.used.remove(&ip);
+    }
+}
+
 /// Docker's MAC for an address: 02:42 followed by the four address bytes.
 pub fn mac_for(ip: Ipv4Addr) -> [u8; 6] {
     let o = ip.octets();
@@ -342,6 +497,33 @@ mod tests {
     }
 
     #[test]
+    fn ipv6_pools() {
+        let s = parse_subnet6("fd00:1:2:3::5/64").unwrap();
+        assert_eq!(s.to_string(), "fd00:1:2:3::/64");
+        assert!(parse_subnet6("fd00::/127").is_err());
+        assert!(parse_subnet6("::1/64").is_err());
+        assert!(parse_subnet6("10.0.0.0/8").is_err());
+        let mut p = Pool6::new(s, None, None).unwrap();
+        assert_eq!(p.gateway, "fd00:1:2:3::1".parse::<Ipv6Addr>().unwrap());
+        let a = p.allocate().unwrap();
+        assert_eq!(a, "fd00:1:2:3::2".parse::<Ipv6Addr>().unwrap());
+        assert!(matches!(p.reserve(a), Err(NetError::Conflict(_))));
+        assert!(p.reserve("fd00:9::2".parse().unwrap()).is_err());
+        assert!(p.reserve(p.gateway).is_err());
+        p.release(a);
+        assert_ne!(p.allocate().unwrap(), a);
+        assert!(Pool6::new(s, None, Some("fd00:9::1".parse().unwrap())).is_err());
+        assert!(Pool6::new(s, Some("fd00:9::/80".parse().unwrap()), None).is_err());
+        let mut tiny = Pool6::new("fd00::/126".parse().unwrap(), None, None).unwrap();
+        assert!(tiny.allocate().is_ok() && tiny.allocate().is_ok());
+        assert!(matches!(tiny.allocate(), Err(NetError::Exhausted(_))));
+        let u = ula_subnet(&[1, 2, 3, 4, 5, 6]);
+        assert_eq!(u.to_string(), "fd01:203:405::/64");
+        assert!(overlaps6(&u, &"fd01:203:405::/48".parse().unwrap()));
+        assert!(!overlaps6(&u, &"fd01:203:406::/64".parse().unwrap()));
+    }
+
+    #[test]
     fn macs() {
         assert_eq!(
             format_mac(&mac_for("172.17.0.2".parse().unwrap())),
@@ -359,6 +541,7 @@ mod tests {
             let _ = parse_subnet(&s);
             let _ = parse_bip(&s);
             let _ = parse_mac(&s);
+            let _ = parse_subnet6(&s);
         }
 
         #[test]

@@ -1,6 +1,8 @@
 //! Bridges, veth pairs, addresses and routes through rtnetlink (no `ip` processes).
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags};
 
 use futures_util::TryStreamExt;
 use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoVeth, LinkAttribute};
@@ -46,13 +48,14 @@ impl Host {
         index_of(&self.handle, name).await
     }
 
-    /// Creates bridge `name` unless it exists, gives it `gw/prefix` and `mtu`, brings it up,
-    /// and returns its index.
+    /// Creates bridge `name` unless it exists, gives it `gw/prefix` (and `gw6`, the IPv6
+    /// gateway of an `--ipv6` network) and `mtu`, brings it up, and returns its index.
     pub async fn ensure_bridge(
         &self,
         name: &str,
         gw: Ipv4Addr,
         prefix: u8,
+        gw6: Option<(Ipv6Addr, u8)>,
         mtu: Option<u32>,
     ) -> Result<u32> {
         let idx = match self.link_index(name).await? {
@@ -87,6 +90,10 @@ impl Host {
                     e,
                 ))
             }
+        }
+        if let Some((gw6, prefix6)) = gw6 {
+            set_iface_sysctl6(name, "disable_ipv6", "0")?;
+            add_address6(&self.handle, idx, gw6, prefix6, name).await?;
         }
         let mut up = LinkUnspec::new_with_index(idx).up();
         if let Some(m) = mtu {
@@ -207,14 +214,48 @@ async fn index_of(handle: &Handle, name: &str) -> Result<Option<u32>> {
     }
 }
 
-/// Inside a container's namespace: loopback up, `ifname` up with `ip/prefix`, and a default
-/// route through `gw` when `default_route`.
+/// Adds an IPv6 address without duplicate address detection (berth's IPAM hands out each
+/// address once, and a tentative address could not be used for the first second); an
+/// existing one is kept.
+async fn add_address6(
+    handle: &Handle,
+    idx: u32,
+    ip: Ipv6Addr,
+    prefix: u8,
+    ifname: &str,
+) -> Result<()> {
+    let mut req = handle.address().add(idx, IpAddr::V6(ip), prefix);
+    req.message_mut()
+        .attributes
+        .push(AddressAttribute::Flags(AddressFlags::Nodad));
+    match req.execute().await {
+        Ok(()) => Ok(()),
+        Err(e) if errno(&e) == Some(EEXIST) => Ok(()),
+        Err(e) => Err(ctx(
+            format!("cannot give {ifname} the IPv6 address {ip}/{prefix} (is IPv6 disabled on this host?)"),
+            e,
+        )),
+    }
+}
+
+/// The IPv6 side of an endpoint: address, prefix and, for the default route, the gateway.
+#[derive(Debug, Clone, Copy)]
+pub struct Inside6 {
+    pub ip: Ipv6Addr,
+    pub prefix: u8,
+    pub gw: Option<Ipv6Addr>,
+}
+
+/// Inside a container's namespace: loopback up, `ifname` up with `ip/prefix` (and the IPv6
+/// address of `v6`), and default routes through `gw` (and `v6.gw`).
+#[allow(clippy::too_many_arguments)]
 pub async fn configure_inside(
     ns: &Handle,
     ifname: &str,
     ip: Ipv4Addr,
     prefix: u8,
     gw: Option<Ipv4Addr>,
+    v6: Option<Inside6>,
     bring_lo_up: bool,
 ) -> Result<()> {
     if bring_lo_up {
@@ -249,6 +290,21 @@ pub async fn configure_inside(
             .await
             .map_err(|e| ctx(format!("cannot add the default route via {gw}"), e))?;
     }
+    if let Some(v6) = v6 {
+        add_address6(ns, idx, v6.ip, v6.prefix, ifname).await?;
+        if let Some(gw6) = v6.gw {
+            ns.route()
+                .add(
+                    RouteMessageBuilder::<Ipv6Addr>::new()
+                        .gateway(gw6)
+                        .output_interface(idx)
+                        .build(),
+                )
+                .execute()
+                .await
+                .map_err(|e| ctx(format!("cannot add the IPv6 default route via {gw6}"), e))?;
+        }
+    }
     Ok(())
 }
 
@@ -269,6 +325,16 @@ pub async fn delete_inside(ns: &Handle, ifname: &str) -> Result<()> {
 pub fn set_iface_sysctl(ifname: &str, key: &str, value: &str) -> Result<()> {
     let p = format!("/proc/sys/net/ipv4/conf/{ifname}/{key}");
     std::fs::write(&p, value).map_err(|e| NetError::Netlink(format!("cannot set {p}: {e}")))
+}
+
+/// Sets `net.ipv6.conf.<ifname>.<key>` (berth's own interfaces only).
+pub fn set_iface_sysctl6(ifname: &str, key: &str, value: &str) -> Result<()> {
+    let p = format!("/proc/sys/net/ipv6/conf/{ifname}/{key}");
+    std::fs::write(&p, value).map_err(|e| {
+        NetError::Netlink(format!(
+            "cannot set {p}: {e} (IPv6 networks need a kernel with IPv6 enabled)"
+        ))
+    })
 }
 
 /// Turns on IPv4 forwarding, which bridged containers need to reach beyond the host (Docker

@@ -5,10 +5,10 @@
 //! ephemeral ports. The traffic itself never reaches it: nftables rewrites it first (without
 //! firewall rules the userland proxy listens on the reserved socket itself, `proxy`).
 
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, SocketAddr};
 use std::os::fd::OwnedFd;
 
-use nix::sys::socket::{bind, socket, AddressFamily, SockFlag, SockType, SockaddrIn};
+use nix::sys::socket::{bind, socket, AddressFamily, SockFlag, SockType, SockaddrStorage};
 use serde::{Deserialize, Serialize};
 
 use crate::{NetError, Result};
@@ -81,27 +81,38 @@ impl Reservation {
     /// proxy). None for SCTP, which holds no socket.
     pub fn into_parts(self) -> Option<(OwnedFd, u16)> {
         let fd = self._sock?;
-        let port =
-            nix::sys::socket::getsockname::<SockaddrIn>(std::os::fd::AsRawFd::as_raw_fd(&fd))
-                .ok()?
-                .port();
+        let a =
+            nix::sys::socket::getsockname::<SockaddrStorage>(std::os::fd::AsRawFd::as_raw_fd(&fd))
+                .ok()?;
+        let port = match (a.as_sockaddr_in(), a.as_sockaddr_in6()) {
+            (Some(v4), _) => v4.port(),
+            (_, Some(v6)) => v6.port(),
+            _ => return None,
+        };
         Some((fd, port))
     }
 }
 
-/// Binds `ip:port` for `proto` without listening. EADDRINUSE becomes Docker's message.
-pub fn reserve(proto: Proto, ip: Ipv4Addr, port: u16) -> Result<Reservation> {
+/// `ip:port` as Docker writes it (`[::1]:80` for IPv6).
+fn host_port(ip: IpAddr, port: u16) -> String {
+    SocketAddr::new(ip, port).to_string()
+}
+
+/// Binds `ip:port` for `proto` without listening. EADDRINUSE becomes Docker's message. An
+/// IPv6 socket is IPv6-only, so `[::]` and `0.0.0.0` are separate reservations, as in Docker.
+pub fn reserve(proto: Proto, ip: IpAddr, port: u16) -> Result<Reservation> {
     reserve_with(proto, ip, port, false)
 }
 
 /// `reserve` for a TCP port the userland proxy will listen on: with SO_REUSEADDR, as every
 /// server sets it, so connections of an earlier holder of the port still in TIME_WAIT do not
 /// block it. A listening socket still makes the bind fail ("already allocated").
-pub fn reserve_listening(proto: Proto, ip: Ipv4Addr, port: u16) -> Result<Reservation> {
+pub fn reserve_listening(proto: Proto, ip: IpAddr, port: u16) -> Result<Reservation> {
     reserve_with(proto, ip, port, proto == Proto::Tcp)
 }
 
-fn reserve_with(proto: Proto, ip: Ipv4Addr, port: u16, reuse_addr: bool) -> Result<Reservation> {
+fn reserve_with(proto: Proto, ip: IpAddr, port: u16, reuse_addr: bool) -> Result<Reservation> {
+    let hp = host_port(ip, port);
     let ty = match proto {
         Proto::Tcp => SockType::Stream,
         Proto::Udp => SockType::Datagram,
@@ -109,30 +120,35 @@ fn reserve_with(proto: Proto, ip: Ipv4Addr, port: u16, reuse_addr: bool) -> Resu
         // publish of the same port.
         Proto::Sctp => return Ok(Reservation { _sock: None }),
     };
-    let fd = socket(AddressFamily::Inet, ty, SockFlag::SOCK_CLOEXEC, None).map_err(|e| {
-        NetError::Invalid(format!("cannot open a socket to reserve {ip}:{port}: {e}"))
-    })?;
+    let family = if ip.is_ipv6() {
+        AddressFamily::Inet6
+    } else {
+        AddressFamily::Inet
+    };
+    let fd = socket(family, ty, SockFlag::SOCK_CLOEXEC, None)
+        .map_err(|e| NetError::Invalid(format!("cannot open a socket to reserve {hp}: {e}")))?;
+    if ip.is_ipv6() {
+        nix::sys::socket::setsockopt(&fd, nix::sys::socket::sockopt::Ipv6V6Only, &true).map_err(
+            |e| NetError::Invalid(format!("cannot set IPV6_V6ONLY to reserve {hp}: {e}")),
+        )?;
+    }
     if reuse_addr {
         nix::sys::socket::setsockopt(&fd, nix::sys::socket::sockopt::ReuseAddr, &true).map_err(
-            |e| {
-                NetError::Invalid(format!(
-                    "cannot set SO_REUSEADDR to reserve {ip}:{port}: {e}"
-                ))
-            },
+            |e| NetError::Invalid(format!("cannot set SO_REUSEADDR to reserve {hp}: {e}")),
         )?;
     }
     match bind(
         std::os::fd::AsRawFd::as_raw_fd(&fd),
-        &SockaddrIn::from(SocketAddrV4::new(ip, port)),
+        &SockaddrStorage::from(SocketAddr::new(ip, port)),
     ) {
         Ok(()) => Ok(Reservation { _sock: Some(fd) }),
         Err(nix::errno::Errno::EADDRINUSE) => Err(NetError::Conflict(format!(
-            "Bind for {ip}:{port} failed: port is already allocated"
+            "Bind for {hp} failed: port is already allocated"
         ))),
         Err(nix::errno::Errno::EADDRNOTAVAIL) => Err(NetError::Invalid(format!(
-            "Bind for {ip}:{port} failed: cannot assign requested address (no interface of the host has {ip})"
+            "Bind for {hp} failed: cannot assign requested address (no interface of the host has {ip})"
         ))),
-        Err(e) => Err(NetError::Invalid(format!("Bind for {ip}:{port} failed: {e}"))),
+        Err(e) => Err(NetError::Invalid(format!("Bind for {hp} failed: {e}"))),
     }
 }
 
@@ -155,7 +171,7 @@ pub fn ephemeral_range() -> (u16, u16) {
 /// handed out in turn, as Docker's allocator does).
 pub fn reserve_any(
     proto: Proto,
-    ip: Ipv4Addr,
+    ip: IpAddr,
     range: (u16, u16),
     cursor: &mut u16,
     taken: &dyn Fn(u16) -> bool,
@@ -206,7 +222,7 @@ mod tests {
 
     #[test]
     fn reservations_conflict_like_docker() {
-        let lo: Ipv4Addr = "127.0.0.1".parse().unwrap();
+        let lo: IpAddr = "127.0.0.1".parse().unwrap();
         let mut cursor = 0;
         let (port, r) =
             reserve_any(Proto::Tcp, lo, ephemeral_range(), &mut cursor, &|_| false).unwrap();
@@ -220,6 +236,16 @@ mod tests {
         drop(r);
         let _again = reserve(Proto::Tcp, lo, port).unwrap();
         assert!(reserve(Proto::Tcp, "192.0.2.254".parse().unwrap(), port).is_err());
+        // IPv6 is its own space too, and its message brackets the address.
+        let lo6: IpAddr = "::1".parse().unwrap();
+        if let Ok(r6) = reserve(Proto::Tcp, lo6, port) {
+            let e = reserve(Proto::Tcp, lo6, port).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                format!("Bind for [::1]:{port} failed: port is already allocated")
+            );
+            assert_eq!(r6.into_parts().map(|(_, p)| p), Some(port));
+        }
     }
 
     proptest! {

@@ -272,8 +272,8 @@ mod tests {
             }
         });
         // Reserved host ports, as the daemon hands them over.
-        let r_tcp = crate::ports::reserve(Proto::Tcp, Ipv4Addr::LOCALHOST, 0).unwrap();
-        let r_udp = crate::ports::reserve(Proto::Udp, Ipv4Addr::LOCALHOST, 0).unwrap();
+        let r_tcp = crate::ports::reserve(Proto::Tcp, Ipv4Addr::LOCALHOST.into(), 0).unwrap();
+        let r_udp = crate::ports::reserve(Proto::Udp, Ipv4Addr::LOCALHOST.into(), 0).unwrap();
         let (tfd, tport) = r_tcp.into_parts().unwrap();
         let (ufd, uport) = r_udp.into_parts().unwrap();
         prepare(Proto::Tcp, &tfd).unwrap();
@@ -304,7 +304,9 @@ mod tests {
         assert_eq!(&b[..n], b"ping");
         assert_eq!(from.port(), uport, "replies come from the published port");
         // The port the proxy listens on stays allocated, SO_REUSEADDR or not.
-        assert!(crate::ports::reserve_listening(Proto::Tcp, Ipv4Addr::LOCALHOST, tport).is_err());
-        assert!(crate::ports::reserve(Proto::Tcp, Ipv4Addr::LOCALHOST, tport).is_err());
+        assert!(
+            crate::ports::reserve_listening(Proto::Tcp, Ipv4Addr::LOCALHOST.into(), tport).is_err()
+        );
+        assert!(crate::ports::reserve(Proto::Tcp, Ipv4Addr::LOCALHOST.into(), tport).is_err());
     }
 }

@@ -37,9 +37,17 @@ async fn bridge_veth_namespace() {
     let gw = ipam::first_host(&subnet);
     let host = link::Host::connect().unwrap();
     let t0 = Instant::now();
-    let br = host.ensure_bridge(&bridge, gw, 24, None).await.unwrap();
+    let br = host
+        .ensure_bridge(&bridge, gw, 24, None, None)
+        .await
+        .unwrap();
     // Idempotent.
-    assert_eq!(host.ensure_bridge(&bridge, gw, 24, None).await.unwrap(), br);
+    assert_eq!(
+        host.ensure_bridge(&bridge, gw, 24, None, None)
+            .await
+            .unwrap(),
+        br
+    );
     let t_bridge = t0.elapsed();
 
     let t0 = Instant::now();
@@ -50,7 +58,7 @@ async fn bridge_veth_namespace() {
     host.add_veth(&veth, br, None, netns::raw(&ns), "eth0", ipam::mac_for(ip))
         .await
         .unwrap();
-    link::configure_inside(&ns.handle, "eth0", ip, 24, Some(gw), true)
+    link::configure_inside(&ns.handle, "eth0", ip, 24, Some(gw), None, true)
         .await
         .unwrap();
     host.set_hairpin(&veth).await.unwrap();
