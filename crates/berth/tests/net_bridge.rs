@@ -599,3 +599,31 @@ fn bad_port_requests() {
     }
     assert!(!nft_map(&d, "pub_ip").contains("elements"));
 }
+
+/// The end-to-end check, literally: the Docker CLI runs an httpd container with
+/// `-p 18080:8080` and curl on the host gets its page from 127.0.0.1:18080.
+#[test]
+fn docker_cli_run_publish_18080_and_curl() {
+    let d = Daemon::start();
+    d.load_busybox();
+    web(&d, "httpd18080", "hello-18080\n", &["-p", "18080:8080"]);
+    let got = wait_for(Duration::from_secs(10), || {
+        let o = std::process::Command::new("curl")
+            .args([
+                "-sS",
+                "--max-time",
+                "3",
+                "http://127.0.0.1:18080/index.html",
+            ])
+            .output()
+            .ok()?;
+        let body = String::from_utf8_lossy(&o.stdout).into_owned();
+        (o.status.success() && body == "hello-18080\n").then_some(body)
+    });
+    assert!(got.is_some(), "curl 127.0.0.1:18080 got no page");
+    assert_eq!(
+        d.docker(["port", "httpd18080", "8080"]).ok(),
+        "0.0.0.0:18080"
+    );
+    d.docker(["rm", "-f", "httpd18080"]).ok();
+}

@@ -771,3 +771,133 @@ fn network_cli_matches_the_docker_cli() {
         "Deleted Networks:\nweb-net"
     );
 }
+
+#[test]
+fn mac_address_and_endpoint_options_on_running_containers() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let s1 = d.block.subnet(1);
+    d.docker(["network", "create", "--subnet", &s1, "m"]).ok();
+    // --mac-address: the interface has it, inspect shows it. (The Docker CLI 28 sends the
+    // MAC per network, which needs API 1.44, and refuses it itself against berth's 1.43 as
+    // against dockerd 24; berth's CLI sends it in the 1.43 form.)
+    let mac = "92:d0:c6:0a:29:33";
+    let mac0 = "92:d0:c6:0a:29:34";
+    d.berth([
+        "run",
+        "-d",
+        "--name",
+        "m0",
+        "--mac-address",
+        mac0,
+        "busybox",
+        "sleep",
+        "300",
+    ])
+    .ok();
+    assert_eq!(
+        d.docker(["exec", "m0", "cat", "/sys/class/net/eth0/address"])
+            .ok(),
+        mac0
+    );
+    assert_eq!(
+        d.docker(["inspect", "-f", "{{.NetworkSettings.MacAddress}}", "m0"])
+            .ok(),
+        mac0
+    );
+    d.berth([
+        "run",
+        "-d",
+        "--name",
+        "m1",
+        "--network",
+        "m",
+        "--mac-address",
+        mac,
+        "busybox",
+        "sleep",
+        "300",
+    ])
+    .ok();
+    assert_eq!(
+        d.docker(["exec", "m1", "cat", "/sys/class/net/eth0/address"])
+            .ok(),
+        mac
+    );
+    assert_eq!(
+        d.docker([
+            "inspect",
+            "-f",
+            "{{.NetworkSettings.Networks.m.MacAddress}}",
+            "m1"
+        ])
+        .ok(),
+        mac
+    );
+    // A multicast MAC is refused before anything runs.
+    let o = d.berth([
+        "run",
+        "--rm",
+        "--network",
+        "m",
+        "--mac-address",
+        "01:00:5e:00:00:01",
+        "busybox",
+        "true",
+    ]);
+    assert_ne!(o.status, 0);
+    assert!(
+        o.stderr.to_lowercase().contains("mac address"),
+        "{}",
+        o.stderr
+    );
+
+    // connect --ip --alias on a running container of the default bridge.
+    d.docker(["run", "-d", "--name", "m2", "busybox", "sleep", "300"])
+        .ok();
+    let ip = s1.replace(".0/24", ".50");
+    d.docker([
+        "network", "connect", "--ip", &ip, "--alias", "second", "m", "m2",
+    ])
+    .ok();
+    assert_eq!(ip_on(&d, "m2", "m"), ip);
+    let addrs = d.docker(["exec", "m2", "ip", "-o", "-4", "addr"]).ok();
+    assert!(addrs.contains(&format!("inet {ip}/24")), "{addrs}");
+    let al = d
+        .docker([
+            "inspect",
+            "-f",
+            "{{json .NetworkSettings.Networks.m.Aliases}}",
+            "m2",
+        ])
+        .ok();
+    assert!(al.contains("second"), "{al}");
+    let ns = d.docker(["exec", "m1", "nslookup", "second"]).ok();
+    assert!(ns.contains(&ip), "{ns}");
+    assert!(pings(&d, "m1", &ip));
+    // connect errors leave the container as it was.
+    d.docker(["run", "-d", "--name", "m3", "busybox", "sleep", "300"])
+        .ok();
+    for (args, want) in [
+        (
+            vec!["network", "connect", "--ip", "10.99.99.99", "m", "m3"],
+            "does not belong to the network's subnet",
+        ),
+        (
+            vec!["network", "connect", "--ip", &ip, "m", "m3"],
+            "Address already in use",
+        ),
+        (
+            vec!["network", "connect", "--ip", "10.99.99.99", "bridge", "m3"],
+            "user specified IP address is supported on user defined networks only",
+        ),
+    ] {
+        let o = d.docker(&args);
+        assert_ne!(o.status, 0, "{args:?}");
+        assert!(o.stderr.contains(want), "{args:?}: {}", o.stderr);
+        let links = d.docker(["exec", "m3", "ip", "-o", "link"]).ok();
+        assert!(!links.contains("eth1"), "{args:?}: {links}");
+    }
+    d.docker(["rm", "-f", "m0", "m1", "m2", "m3"]).ok();
+    d.docker(["network", "rm", "m"]).ok();
+}
