@@ -104,6 +104,8 @@ pub struct LogsOptions {
     pub timestamps: bool,
     /// `None`: all lines.
     pub tail: Option<u64>,
+    /// Prefix each line with the log driver's attributes (`k=v,k2=v2 `).
+    pub details: bool,
 }
 
 /// `POST /containers/{id}/attach`.

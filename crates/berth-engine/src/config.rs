@@ -188,6 +188,9 @@ impl FileConfig {
 pub struct LogOptions {
     pub max_size: Option<u64>,
     pub max_file: u32,
+    /// The options as given (daemon.json `log-opts`: the defaults merged into each new
+    /// container's `LogConfig.Config`, as dockerd's `mergeAndVerifyLogConfig` does).
+    pub raw: BTreeMap<String, String>,
 }
 
 /// The log drivers dockerd ships; berth implements json-file and none.
@@ -226,10 +229,11 @@ impl LogOptions {
     pub fn check_keys(opts: &BTreeMap<String, String>) -> Result<(), String> {
         for k in opts.keys() {
             match k.as_str() {
-                "max-size" | "max-file" => {}
-                // Accepted by Docker's json-file driver; berth writes no extra attributes and
-                // does not compress rotated files yet: refused rather than ignored.
-                "labels" | "labels-regex" | "env" | "env-regex" | "tag" | "compress" => {
+                "max-size" | "max-file" | "labels" | "labels-regex" | "env" | "env-regex"
+                | "tag" => {}
+                // Accepted by Docker's json-file driver; berth does not compress rotated
+                // files yet: refused rather than ignored.
+                "compress" => {
                     return Err(format!(
                         "log option {k} is not supported by berth's json-file driver yet"
                     ))
@@ -248,7 +252,13 @@ impl LogOptions {
         let mut out = LogOptions {
             max_size: None,
             max_file: 1,
+            raw: opts.clone(),
         };
+        for key in ["labels-regex", "env-regex"] {
+            if let Some(re) = opts.get(key) {
+                regex::Regex::new(re).map_err(|e| format!("{key}: {e}"))?;
+            }
+        }
         if let Some(v) = opts.get("max-size") {
             let n = berth_api::units::from_human_size(v).map_err(|e| e.to_string())?;
             if n <= 0 {

@@ -354,25 +354,23 @@ impl Engine {
                 Ok((false, None, 1))
             }
             "json-file" => {
-                let opts = match &hc.log_config.config {
-                    Some(c) if !c.is_empty() => {
-                        // Unknown keys are refused at create (dockerd's ValidateLogOpt); bad
-                        // values fail there too, with the message dockerd gives when the
-                        // driver starts.
-                        LogOptions::check_keys(c).map_err(ApiError::bad_request)?;
-                        LogOptions::parse_values(c).map_err(|e| {
-                            ApiError::bad_request(format!(
-                                "failed to initialize logging driver: {e}"
-                            ))
-                        })?
+                // dockerd's mergeAndVerifyLogConfig: the daemon's log-opts fill the keys the
+                // container leaves out when it uses the daemon's driver.
+                let mut opts = hc.log_config.config.clone().unwrap_or_default();
+                if kind == self.cfg.log_driver {
+                    for (k, v) in &self.cfg.log_opts.raw {
+                        opts.entry(k.clone()).or_insert_with(|| v.clone());
                     }
-                    _ => self.cfg.log_opts.clone(),
-                };
-                hc.log_config.kind = kind;
-                if hc.log_config.config.is_none() {
-                    hc.log_config.config = Some(BTreeMap::new());
                 }
-                Ok((true, opts.max_size, opts.max_file))
+                // Unknown keys are refused at create (dockerd's ValidateLogOpt); bad values
+                // fail there too, with the message dockerd gives when the driver starts.
+                LogOptions::check_keys(&opts).map_err(ApiError::bad_request)?;
+                let parsed = LogOptions::parse_values(&opts).map_err(|e| {
+                    ApiError::bad_request(format!("failed to initialize logging driver: {e}"))
+                })?;
+                hc.log_config.kind = kind;
+                hc.log_config.config = Some(opts);
+                Ok((true, parsed.max_size, parsed.max_file))
             }
             other => Err(ApiError::bad_request(
                 crate::config::check_log_driver(other)

@@ -22,7 +22,7 @@
 //!
 //! Progress messages are Docker's, byte for byte where the traces show them.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
@@ -466,9 +466,8 @@ impl Puller {
         .map_err(join_err)?
         .map_err(image_error)?;
         let updated = before.as_ref() != Some(&id);
-        let mut attrs = BTreeMap::new();
-        attrs.insert("name".to_string(), r.familiar_name());
-        self.events.emit("image", "pull", &r.familiar(), attrs);
+        self.events
+            .image(&self.store, "pull", &r.familiar(), &r.familiar_name());
         send(tx, msg(&format!("Digest: {}", res.digest))).await;
         Ok(updated)
     }
@@ -1303,14 +1302,13 @@ impl Pusher {
                 )
             }),
         );
-        let mut attrs = BTreeMap::new();
-        attrs.insert("name".to_string(), r.familiar_name());
         let shown = r
             .repository()
             .with_tag(tag)
             .map(|x| x.familiar())
             .unwrap_or_default();
-        self.events.emit("image", "push", &shown, attrs);
+        self.events
+            .image(&self.store, "push", &shown, &r.familiar_name());
         Ok(())
     }
 

@@ -5,6 +5,7 @@ use std::sync::Mutex;
 
 use berth_api::models::{EventActor, EventMessage};
 use berth_api::{EventsOptions, Filters};
+use berth_image::store::ImageStore;
 use chrono::Utc;
 use tokio::sync::broadcast;
 
@@ -63,6 +64,21 @@ impl EventBus {
             h.push_back(ev.clone());
         }
         let _ = self.tx.send(ev);
+    }
+
+    /// moby's `ImageService.LogImageEvent`: an image event about `actor` whose attributes are
+    /// the image's labels (while it still exists) plus `name` when given.
+    pub fn image(&self, store: &ImageStore, action: &str, actor: &str, name: &str) {
+        let mut attrs = BTreeMap::new();
+        if let Ok(img) = store.resolve(actor) {
+            if let Some(labels) = img.config.config.as_ref().and_then(|c| c.labels.as_ref()) {
+                attrs.extend(labels.clone());
+            }
+        }
+        if !name.is_empty() {
+            attrs.insert("name".to_string(), name.to_string());
+        }
+        self.emit("image", action, actor, attrs);
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<EventMessage> {

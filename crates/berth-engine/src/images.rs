@@ -416,9 +416,9 @@ impl Engine {
             None => r.with_default_tag(),
         };
         let img = self.images.tag(name, &target).map_err(api_err)?;
-        let mut attrs = BTreeMap::new();
-        attrs.insert("name".into(), target.familiar());
-        self.events.emit("image", "tag", &img.id.to_string(), attrs);
+        let id = img.id.to_string();
+        self.events
+            .image(&self.images, "tag", &id, &target.familiar());
         Ok(())
     }
 
@@ -429,6 +429,19 @@ impl Engine {
     ) -> Result<Vec<ImageDeleteResponseItem>, ApiError> {
         let store = self.images.clone();
         let name2 = name.to_string();
+        // The image each reference names, for the untag events (moby's actor is the image ID).
+        let untag_ids: std::collections::HashMap<String, String> = self
+            .images
+            .list()
+            .iter()
+            .flat_map(|img| {
+                let id = img.id.to_string();
+                img.repo_tags
+                    .iter()
+                    .chain(img.repo_digests.iter())
+                    .map(move |r| (r.familiar(), id.clone()))
+            })
+            .collect();
         // Which containers use which image, captured up front: the store calls the callback
         // under its own lock.
         let users: std::collections::HashMap<String, (String, bool)> = self
@@ -464,16 +477,16 @@ impl Engine {
         for it in items {
             match it {
                 DeleteItem::Untagged(r) => {
-                    let mut attrs = BTreeMap::new();
-                    attrs.insert("name".into(), r.clone());
-                    self.events.emit("image", "untag", &r, attrs);
+                    // moby logs the image ID (as actor and name), not the reference.
+                    let id = untag_ids.get(&r).cloned().unwrap_or_else(|| r.clone());
+                    self.events.image(&self.images, "untag", &id, &id);
                     out.push(ImageDeleteResponseItem {
                         untagged: Some(r),
                         deleted: None,
                     })
                 }
                 DeleteItem::Deleted(id) => {
-                    self.events.emit("image", "delete", &id, BTreeMap::new());
+                    self.events.image(&self.images, "delete", &id, &id);
                     out.push(ImageDeleteResponseItem {
                         untagged: None,
                         deleted: Some(id),
@@ -536,8 +549,8 @@ impl Engine {
                 .await
                 .map_err(join_err)?
                 .map_err(api_err)?;
-                self.events
-                    .emit("image", "import", &id.to_string(), BTreeMap::new());
+                let id_s = id.to_string();
+                self.events.image(&self.images, "import", &id_s, &id_s);
                 let msg = JsonMessage {
                     status: Some(id.to_string()),
                     ..Default::default()
@@ -585,11 +598,13 @@ impl Engine {
             archive::load(&store, &mut reader, &mut on_progress)
         });
         let engine_events = self.events_handle();
+        let images = self.images.clone();
         tokio::spawn(async move {
             match handle.await {
                 Ok(Ok(loaded)) => {
                     for img in loaded {
-                        engine_events.emit("image", "load", &img.id.to_string(), BTreeMap::new());
+                        let id = img.id.to_string();
+                        engine_events.image(&images, "load", &id, &id);
                     }
                 }
                 Ok(Err(e)) => {
@@ -607,11 +622,16 @@ impl Engine {
         if names.is_empty() {
             return Err(ApiError::bad_request("no image names given"));
         }
+        let mut ids = Vec::new();
         for n in &names {
-            self.images.resolve(n).map_err(api_err)?;
+            let id = self.images.resolve(n).map_err(api_err)?.id.to_string();
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
         }
         let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(8);
         let store = self.images.clone();
+        let events = self.events_handle();
         tokio::task::spawn_blocking(move || {
             let mut w = ChannelWriter {
                 tx: tx.clone(),
@@ -621,9 +641,17 @@ impl Engine {
                 w.flush()
                     .map_err(|e| ImageError::Internal(format!("sending the archive: {e}")))
             });
-            if let Err(e) = r {
-                tracing::warn!("save failed: {e}");
-                let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
+            match r {
+                // moby logs one `save` per image, once the archive is written.
+                Ok(()) => {
+                    for id in &ids {
+                        events.image(&store, "save", id, id);
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!("save failed: {e}");
+                    let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
+                }
             }
         });
         Ok(Box::pin(stream_from(rx).map(|r| r)))

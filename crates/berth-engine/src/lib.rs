@@ -2,6 +2,7 @@
 //! machine and events, and glues the image store (`berth-image`) to the runtime
 //! (`berth-runtime`). It implements `berth_api::Backend`; it knows no HTTP.
 
+pub mod check;
 pub mod config;
 pub mod ids;
 pub mod netfiles;

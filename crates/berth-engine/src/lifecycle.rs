@@ -653,6 +653,8 @@ impl Engine {
             self.events.emit("container", "oom", &c.id, attrs.clone());
         }
         attrs.insert("exitCode".into(), info.exit_code.to_string());
+        // Whole seconds the process ran, as moby's monitor reports it since 25.0.
+        attrs.insert("execDuration".into(), ran_for.as_secs().to_string());
         self.events.emit("container", "die", &c.id, attrs);
 
         if auto_remove {

@@ -1,6 +1,7 @@
 //! `GET /containers/{id}/logs` and the log backlog of `attach?logs=1`, read from the json-file
 //! log the supervisor writes.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -11,12 +12,14 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use http::StatusCode;
 
-use crate::container::Container;
+use crate::container::{Container, ContainerRecord};
 use crate::Engine;
 
 /// Renders one entry as the client expects it: raw for a tty, else an stdcopy frame; with
-/// `timestamps`, the RFC 3339 time (nanoseconds, fixed width) and a space first.
-fn render(e: &LogEntry, tty: bool, timestamps: bool, out: &mut Vec<u8>) {
+/// `timestamps`, the RFC 3339 time (nanoseconds, fixed width) and a space first; with
+/// `details`, then the entry's attributes as moby writes them (`k=v,k2=v2`, query-escaped)
+/// and a space.
+fn render(e: &LogEntry, tty: bool, timestamps: bool, details: bool, out: &mut Vec<u8>) {
     let mut payload = Vec::with_capacity(e.line.len() + 32);
     if timestamps {
         payload.extend_from_slice(
@@ -24,6 +27,17 @@ fn render(e: &LogEntry, tty: bool, timestamps: bool, out: &mut Vec<u8>) {
                 .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
                 .as_bytes(),
         );
+        payload.push(b' ');
+    }
+    if details {
+        for (i, (k, v)) in e.attrs.iter().enumerate() {
+            if i > 0 {
+                payload.push(b',');
+            }
+            query_escape(k, &mut payload);
+            payload.push(b'=');
+            query_escape(v, &mut payload);
+        }
         payload.push(b' ');
     }
     payload.extend_from_slice(&e.line);
@@ -36,6 +50,103 @@ fn render(e: &LogEntry, tty: bool, timestamps: bool, out: &mut Vec<u8>) {
         };
         stdcopy::encode_into(out, stream, &payload);
     }
+}
+
+/// Go's `url.QueryEscape`: unreserved bytes as they are, space as `+`, the rest `%XX`.
+fn query_escape(s: &str, out: &mut Vec<u8>) {
+    for &b in s.as_bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b),
+            b' ' => out.push(b'+'),
+            _ => out.extend_from_slice(format!("%{b:02X}").as_bytes()),
+        }
+    }
+}
+
+/// The json-file driver's extra attributes (moby's `logger.Info.ExtraAttributes` and
+/// `ParseLogTag`): the container labels named by `labels` or matching `labels-regex`, the
+/// environment variables named by `env` or matching `env-regex`, and `tag` rendered as a Go
+/// template over the container (`{{.ID}}`, `{{.FullID}}`, `{{.Name}}`, `{{.ImageID}}`,
+/// `{{.ImageFullID}}`, `{{.ImageName}}`, `{{.DaemonName}}`, `{{.Hostname}}`, `{{.Command}}`).
+pub(crate) fn log_attrs(rec: &ContainerRecord) -> Result<BTreeMap<String, String>, String> {
+    let opts = rec
+        .host_config
+        .log_config
+        .config
+        .clone()
+        .unwrap_or_default();
+    let labels = rec.config.labels.clone().unwrap_or_default();
+    let env: BTreeMap<&str, &str> = rec
+        .config
+        .env
+        .iter()
+        .flatten()
+        .filter_map(|e| e.split_once('='))
+        .collect();
+    let mut out = BTreeMap::new();
+    let regex = |key: &str| -> Result<Option<regex::Regex>, String> {
+        match opts.get(key).filter(|v| !v.is_empty()) {
+            Some(re) => regex::Regex::new(re)
+                .map(Some)
+                .map_err(|e| format!("{key}: {e}")),
+            None => Ok(None),
+        }
+    };
+    let listed = |key: &str| -> Vec<String> {
+        opts.get(key)
+            .filter(|v| !v.is_empty())
+            .map(|v| v.split(',').map(str::to_string).collect())
+            .unwrap_or_default()
+    };
+    for l in listed("labels") {
+        if let Some(v) = labels.get(&l) {
+            out.insert(l, v.clone());
+        }
+    }
+    if let Some(re) = regex("labels-regex")? {
+        for (k, v) in &labels {
+            if re.is_match(k) {
+                out.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    for e in listed("env") {
+        if let Some(v) = env.get(e.as_str()) {
+            out.insert(e, v.to_string());
+        }
+    }
+    if let Some(re) = regex("env-regex")? {
+        for (k, v) in &env {
+            if re.is_match(k) {
+                out.insert(k.to_string(), v.to_string());
+            }
+        }
+    }
+    if let Some(tag) = opts.get("tag").filter(|t| !t.is_empty()) {
+        let image_full = rec.image_id.trim_start_matches("sha256:").to_string();
+        let mut command = vec![rec.path.clone()];
+        command.extend(rec.args.iter().cloned());
+        let info: BTreeMap<Arc<str>, gotmpl::Value> = [
+            ("ID", rec.id.chars().take(12).collect::<String>()),
+            ("FullID", rec.id.clone()),
+            ("Name", rec.name.trim_start_matches('/').to_string()),
+            ("ImageID", image_full.chars().take(12).collect()),
+            ("ImageFullID", image_full),
+            ("ImageName", rec.config.image.clone()),
+            ("DaemonName", "docker".to_string()),
+            ("Hostname", rec.config.hostname.clone()),
+            ("Command", command.join(" ")),
+        ]
+        .into_iter()
+        .map(|(k, v)| (Arc::from(k), gotmpl::Value::String(v.into())))
+        .collect();
+        let rendered = gotmpl::Template::new("log-tag")
+            .parse(tag)
+            .and_then(|t| t.execute_to_string(&gotmpl::Value::Map(Arc::new(info))))
+            .map_err(|e| format!("template: {e}"))?;
+        out.insert("tag".to_string(), rendered);
+    }
+    Ok(out)
 }
 
 fn no_reading() -> ApiError {
@@ -69,7 +180,7 @@ impl Engine {
             .map_err(|e| ApiError::internal(e.to_string()))?;
         let mut out = Vec::new();
         for e in &entries {
-            render(e, tty, false, &mut out);
+            render(e, tty, false, false, &mut out);
         }
         Ok(out)
     }
@@ -91,7 +202,7 @@ impl Engine {
             until: o.until,
             tail: o.tail.map(|t| t as usize),
         };
-        let ts = o.timestamps;
+        let (ts, details) = (o.timestamps, o.details);
         if !o.follow {
             let entries = tokio::task::spawn_blocking(move || logs::read(&path, &opts))
                 .await
@@ -103,7 +214,7 @@ impl Engine {
                 .map(|chunk| {
                     let mut out = Vec::new();
                     for e in chunk {
-                        render(e, tty, ts, &mut out);
+                        render(e, tty, ts, details, &mut out);
                     }
                     Bytes::from(out)
                 })
@@ -132,7 +243,7 @@ impl Engine {
         });
         let stream = tokio_stream_from(rx).map(move |e| {
             let mut out = Vec::new();
-            render(&e, tty, ts, &mut out);
+            render(&e, tty, ts, details, &mut out);
             Ok(Bytes::from(out))
         });
         Ok(Box::pin(stream))

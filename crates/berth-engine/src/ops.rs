@@ -101,47 +101,62 @@ impl Engine {
             .iter()
             .map(|c| c.with(|r| r.image_id.clone()))
             .collect();
-        let all = self.images.list();
-        // Images that are the parent of another image stay (their layers are in use).
-        let parents: HashSet<String> = all
-            .iter()
-            .filter_map(|i| i.parent.as_ref().map(|p| p.to_string()))
-            .collect();
         let layers_before = self.layers_size().await;
         let mut items = Vec::new();
-        for img in &all {
-            let id = img.id.to_string();
-            let tags = img.familiar_tags();
-            if used.contains(&id)
-                || (dangling_only && !tags.is_empty())
-                || parents.contains(&id)
-                || until.is_some_and(|u| img.created_unix() >= u)
-            {
-                continue;
-            }
-            let labels = wire_config(img).labels.unwrap_or_default();
-            if !labels_match(&filters, &labels) {
-                continue;
-            }
-            // Every reference first (an image in several repositories cannot be deleted by ID
-            // without force), then the image.
-            let opts = ImageDeleteOptions {
-                force: false,
-                noprune: false,
-            };
-            let mut refs = tags.clone();
-            refs.extend(img.familiar_digests());
-            for r in refs {
-                match self.image_delete(&r, opts).await {
-                    Ok(mut v) => items.append(&mut v),
-                    Err(e) => tracing::debug!(image = %r, "prune: {}", e.message),
+        // Passes until nothing more goes: a parent is kept while its child exists, and goes
+        // in the next pass once the child went (as moby's prune of children does).
+        let mut skipped: HashSet<String> = HashSet::new();
+        loop {
+            let all = self.images.list();
+            let parents: HashSet<String> = all
+                .iter()
+                .filter_map(|i| i.parent.as_ref().map(|p| p.to_string()))
+                .collect();
+            let mut progress = false;
+            for img in &all {
+                let id = img.id.to_string();
+                let tags = img.familiar_tags();
+                if skipped.contains(&id)
+                    || used.contains(&id)
+                    || (dangling_only && !tags.is_empty())
+                    || parents.contains(&id)
+                    || until.is_some_and(|u| img.created_unix() >= u)
+                {
+                    continue;
+                }
+                let labels = wire_config(img).labels.unwrap_or_default();
+                if !labels_match(&filters, &labels) {
+                    skipped.insert(id);
+                    continue;
+                }
+                // Every reference first (an image in several repositories cannot be deleted
+                // by ID without force), then the image.
+                let opts = ImageDeleteOptions {
+                    force: false,
+                    noprune: false,
+                };
+                let mut refs = tags.clone();
+                refs.extend(img.familiar_digests());
+                for r in refs {
+                    match self.image_delete(&r, opts).await {
+                        Ok(mut v) => items.append(&mut v),
+                        Err(e) => tracing::debug!(image = %r, "prune: {}", e.message),
+                    }
+                }
+                if self.images.resolve(&id).is_ok() {
+                    match self.image_delete(&id, opts).await {
+                        Ok(mut v) => items.append(&mut v),
+                        Err(e) => tracing::debug!(image = %id, "prune: {}", e.message),
+                    }
+                }
+                if self.images.resolve(&id).is_ok() {
+                    skipped.insert(id);
+                } else {
+                    progress = true;
                 }
             }
-            if self.images.resolve(&id).is_ok() {
-                match self.image_delete(&id, opts).await {
-                    Ok(mut v) => items.append(&mut v),
-                    Err(e) => tracing::debug!(image = %id, "prune: {}", e.message),
-                }
+            if !progress {
+                break;
             }
         }
         let layers_after = self.layers_size().await;

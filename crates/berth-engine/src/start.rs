@@ -169,6 +169,13 @@ impl Engine {
             .runtime(&rec.runtime)
             .map_err(|e| internal(e.message))?
             .clone();
+        // The json-file driver's attributes, computed when it starts as in dockerd.
+        let log_attrs = if rec.log_enabled {
+            crate::logs::log_attrs(rec)
+                .map_err(|e| internal(format!("failed to initialize logging driver: {e}")))?
+        } else {
+            Default::default()
+        };
         // hostname, hosts and resolv.conf are written without fsyncs at create; after a power
         // failure they may be gone, so recreate them from the record.
         let dir = c.dir.clone();
@@ -245,6 +252,7 @@ impl Engine {
                     path: PathBuf::from(&rec.log_path),
                     max_size: rec.log_max_size,
                     max_file: rec.log_max_file,
+                    attrs: log_attrs,
                 })
             } else {
                 None

@@ -63,6 +63,15 @@ pub struct ContentStore {
 }
 
 impl ContentStore {
+    /// The store under `data_root` as it is, creating and cleaning nothing (for checks).
+    pub(crate) fn at(data_root: &Path) -> ContentStore {
+        let root = data_root.join("content");
+        ContentStore {
+            blobs: root.join("blobs"),
+            ingest: root.join("ingest"),
+        }
+    }
+
     /// Opens (creating if needed) `<data_root>/content` and removes interrupted ingests.
     pub fn open(data_root: &Path) -> Result<ContentStore, CasError> {
         let root = data_root.join("content");

@@ -191,6 +191,14 @@ pub struct LayerStore {
 }
 
 impl LayerStore {
+    /// The store under `data_root` as it is, creating and cleaning nothing (for checks).
+    pub fn at(data_root: &Path) -> LayerStore {
+        LayerStore {
+            root: data_root.join("overlay2"),
+            pins: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
     /// Opens `<data_root>/overlay2`, removing interrupted applies and deletions.
     pub fn open(data_root: &Path) -> Result<LayerStore, LayerError> {
         let root = data_root.join("overlay2");

@@ -1234,5 +1234,7 @@ fn load_record(path: &Path, cas: &ContentStore, layers: &LayerStore) -> Result<R
     })
 }
 
+pub mod check;
+
 #[cfg(test)]
 mod tests;

@@ -53,6 +53,8 @@ pub struct LogEntry {
     pub time: DateTime<Utc>,
     /// The bytes, including the trailing `\n` unless the entry is partial.
     pub line: Vec<u8>,
+    /// The driver's extra attributes (`--log-opt labels/env/tag`), sorted by key.
+    pub attrs: Vec<(String, String)>,
 }
 
 /// Appends a JSON string literal for `data` to `out`, escaping like Docker's json-file
@@ -152,6 +154,8 @@ pub struct LogWriter {
     max_file: u32,
     buf: Vec<u8>,
     ts: String,
+    /// `,"attrs":{…}` when the container has log attributes, else empty.
+    attrs: Vec<u8>,
 }
 
 impl LogWriter {
@@ -168,7 +172,27 @@ impl LogWriter {
             max_file: max_file.max(1),
             buf: Vec::with_capacity(256),
             ts: String::with_capacity(40),
+            attrs: Vec::new(),
         })
+    }
+
+    /// Writes `attrs` with every entry (Docker's json-file `attrs` object, between `stream`
+    /// and `time`), as its driver does for `--log-opt labels/env/tag`.
+    pub fn with_attrs(mut self, attrs: &std::collections::BTreeMap<String, String>) -> Self {
+        self.attrs.clear();
+        if !attrs.is_empty() {
+            self.attrs.extend_from_slice(b",\"attrs\":{");
+            for (i, (k, v)) in attrs.iter().enumerate() {
+                if i > 0 {
+                    self.attrs.push(b',');
+                }
+                write_json_string(&mut self.attrs, k.as_bytes());
+                self.attrs.push(b':');
+                write_json_string(&mut self.attrs, v.as_bytes());
+            }
+            self.attrs.push(b'}');
+        }
+        self
     }
 
     /// Writes one entry (`data` is one line or partial chunk).
@@ -188,7 +212,9 @@ impl LogWriter {
         write_json_string(&mut self.buf, data);
         self.buf.extend_from_slice(b",\"stream\":\"");
         self.buf.extend_from_slice(stream.as_str().as_bytes());
-        self.buf.extend_from_slice(b"\",\"time\":\"");
+        self.buf.push(b'"');
+        self.buf.extend_from_slice(&self.attrs);
+        self.buf.extend_from_slice(b",\"time\":\"");
         self.ts.clear();
         write_rfc3339_nano(&mut self.ts, time);
         self.buf.extend_from_slice(self.ts.as_bytes());
@@ -242,6 +268,8 @@ struct RawEntry {
     log: String,
     stream: String,
     time: String,
+    #[serde(default)]
+    attrs: Option<std::collections::BTreeMap<String, String>>,
 }
 
 /// Parses one json-file line (with or without the trailing newline).
@@ -258,6 +286,7 @@ pub fn parse_line(line: &[u8]) -> Result<LogEntry, LogError> {
         stream,
         time,
         line: raw.log.into_bytes(),
+        attrs: raw.attrs.unwrap_or_default().into_iter().collect(),
     })
 }
 
@@ -560,6 +589,31 @@ mod tests {
         let back = read(&p, &ReadOptions::default()).unwrap();
         assert_eq!(back.len(), 2);
         assert_eq!(back[1].line, b"<a&b>\t\x01\"\\");
+    }
+
+    #[test]
+    fn attrs_are_written_and_read_like_dockers() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c-json.log");
+        let attrs = [("tag", "web"), ("a b", "x\"y")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let mut w = LogWriter::open(&p, None, 1).unwrap().with_attrs(&attrs);
+        w.write_entry(StdStream::Stdout, b"hi\n", &t(1)).unwrap();
+        let s = std::fs::read_to_string(&p).unwrap();
+        assert_eq!(
+            s,
+            "{\"log\":\"hi\\n\",\"stream\":\"stdout\",\"attrs\":{\"a b\":\"x\\\"y\",\"tag\":\"web\"},\"time\":\"2026-11-27T17:03:01Z\"}\n"
+        );
+        let back = read(&p, &ReadOptions::default()).unwrap();
+        assert_eq!(
+            back[0].attrs,
+            [
+                ("a b".to_string(), "x\"y".to_string()),
+                ("tag".to_string(), "web".to_string())
+            ]
+        );
     }
 
     #[test]

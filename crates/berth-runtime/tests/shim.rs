@@ -396,6 +396,7 @@ async fn log_rotation_through_the_shim() {
         path: f.log.clone(),
         max_size: Some(500),
         max_file: 3,
+        attrs: Default::default(),
     });
     let c = f.spawn(&o).await;
     c.start().await.unwrap();

@@ -771,6 +771,7 @@ impl Client {
         push_time(&mut q, "since", opts.since);
         push_time(&mut q, "until", opts.until);
         push_bool(&mut q, "timestamps", opts.timestamps);
+        push_bool(&mut q, "details", opts.details);
         q.push((
             "tail",
             opts.tail

@@ -238,6 +238,7 @@ async fn dispatch<B: Backend>(
                 until: timestamp(&q, "until")?,
                 timestamps: q.bool("timestamps"),
                 tail: tail(&q)?,
+                details: q.bool("details"),
             };
             if !(opts.stdout || opts.stderr) {
                 return Err(ApiError::bad_request(

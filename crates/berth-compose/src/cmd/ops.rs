@@ -709,6 +709,7 @@ pub async fn logs(
         until: flags.value("until").map(|s| parse_since(&s)).transpose()?,
         timestamps: flags.flag("timestamps"),
         tail,
+        details: false,
     };
     let no_prefix = flags.flag("no-log-prefix");
     let width = rows.iter().map(|c| log_name(c).len()).max().unwrap_or(0);
@@ -750,6 +751,7 @@ pub async fn attach_and_wait(
         until: None,
         timestamps: flags.flag("timestamps"),
         tail: None,
+        details: false,
     };
     let abort = flags.flag("abort-on-container-exit") || flags.value("exit-code-from").is_some();
     let exit_from = flags.value("exit-code-from");

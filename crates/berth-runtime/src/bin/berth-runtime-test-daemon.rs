@@ -30,6 +30,7 @@ fn main() {
             path: v[5].clone().into(),
             max_size: None,
             max_file: 1,
+            attrs: Default::default(),
         }),
         start_at_create: false,
     };

@@ -60,6 +60,7 @@ pub use server::shim_main;
 use crate::runtime::OciRuntime;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// Largest amount of unsent output kept for one attach client before it is dropped.
@@ -94,6 +95,9 @@ pub struct LogConfig {
     pub max_size: Option<u64>,
     /// `max-file` (number of files kept, including the live one; 1 = truncate in place).
     pub max_file: u32,
+    /// Attributes written with every entry (`--log-opt labels/env/tag`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub attrs: BTreeMap<String, String>,
 }
 
 /// How to start a shim.

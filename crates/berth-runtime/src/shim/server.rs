@@ -336,7 +336,8 @@ impl Shim {
         let log = match &cfg.log {
             Some(l) => Some(
                 LogWriter::open(&l.path, l.max_size, l.max_file)
-                    .map_err(ctx("opening the container log"))?,
+                    .map_err(ctx("opening the container log"))?
+                    .with_attrs(&l.attrs),
             ),
             None => None,
         };

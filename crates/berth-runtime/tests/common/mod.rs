@@ -127,6 +127,7 @@ impl Fixture {
                 path: self.log.clone(),
                 max_size: None,
                 max_file: 1,
+                attrs: Default::default(),
             }),
             start_at_create: false,
         }

@@ -597,11 +597,6 @@ async fn ps(ctx: &Ctx, m: Matches) -> CliResult<()> {
 }
 
 async fn logs(ctx: &Ctx, m: Matches) -> CliResult<()> {
-    if m.flag("details") {
-        return Err(CliError::msg(
-            "berth: --details is not implemented: log attributes (log-opt labels/env) are not recorded yet",
-        ));
-    }
     let client = ctx.client()?;
     let c = client.container_inspect(&m.args[0], false).await?;
     let now = chrono::Utc::now();
@@ -625,6 +620,7 @@ async fn logs(ctx: &Ctx, m: Matches) -> CliResult<()> {
         until: time("until")?,
         timestamps: m.flag("timestamps"),
         tail,
+        details: m.flag("details"),
     };
     let mut body = client.container_logs(&c.id, &opts).await?;
     let tty = c.config.as_ref().is_some_and(|c| c.tty);

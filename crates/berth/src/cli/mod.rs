@@ -451,6 +451,8 @@ pub enum Verb {
     ContainerPrune,
     ImagePrune,
     SystemDf,
+    SystemPrune,
+    SystemCheck,
     Diff,
     Export,
     Commit,
@@ -609,10 +611,12 @@ const CONTEXT_VERBS: &[(&str, Verb)] = &[
 ];
 
 const SYSTEM_VERBS: &[(&str, Verb)] = &[
+    ("check", Verb::SystemCheck),
     ("df", Verb::SystemDf),
     ("dial-stdio", Verb::DialStdio),
     ("events", Verb::Events),
     ("info", Verb::Info),
+    ("prune", Verb::SystemPrune),
 ];
 
 impl Verb {
@@ -658,6 +662,8 @@ impl Verb {
             Verb::ContainerPrune => "Remove all stopped containers",
             Verb::ImagePrune => "Remove unused images",
             Verb::SystemDf => "Show berth disk usage",
+            Verb::SystemPrune => "Remove unused data",
+            Verb::SystemCheck => "Check the data root for what crashes leave behind (and --repair it)",
             Verb::Diff => "Inspect changes to files or directories on a container's filesystem",
             Verb::Export => "Export a container's filesystem as a tar archive",
             Verb::Commit => "Create a new image from a container's changes",
@@ -743,6 +749,8 @@ impl Verb {
             Verb::ContainerPrune
             | Verb::ImagePrune
             | Verb::SystemDf
+            | Verb::SystemPrune
+            | Verb::SystemCheck
             | Verb::Diff
             | Verb::Export
             | Verb::Commit
@@ -811,6 +819,8 @@ impl Verb {
             Verb::ContainerPrune
             | Verb::ImagePrune
             | Verb::SystemDf
+            | Verb::SystemPrune
+            | Verb::SystemCheck
             | Verb::Diff
             | Verb::Export
             | Verb::Commit

@@ -6,6 +6,7 @@ use berth_api::models::{
     EndpointIpamConfig, EndpointSettings, Ipam, IpamConfig, NetworkConnectRequest,
     NetworkCreateRequest, NetworkDisconnectRequest, NetworkResource,
 };
+use berth_api::Filters;
 use gotmpl::Value;
 
 use super::container::{format_flag, parse_filters};
@@ -439,10 +440,16 @@ async fn prune(ctx: &Ctx, m: Matches) -> CliResult<()> {
     {
         return Ok(());
     }
-    let report = ctx
-        .client()?
-        .network_prune(&parse_filters(&m.list("filter")))
-        .await?;
+    let (_, output) = run_prune(ctx, parse_filters(&m.list("filter"))).await?;
+    if output.is_empty() {
+        return Ok(());
+    }
+    super::print_out(&format!("{output}\n"))
+}
+
+/// docker-cli's network pruner: its `Deleted Networks:` block (networks free no space).
+pub(crate) async fn run_prune(ctx: &Ctx, filters: Filters) -> CliResult<(u64, String)> {
+    let report = ctx.client()?.network_prune(&filters).await?;
     let mut out = String::new();
     if let Some(names) = report.networks_deleted.filter(|v| !v.is_empty()) {
         out.push_str("Deleted Networks:\n");
@@ -451,7 +458,7 @@ async fn prune(ctx: &Ctx, m: Matches) -> CliResult<()> {
             out.push('\n');
         }
     }
-    super::print_out(&out)
+    Ok((0, out))
 }
 
 async fn connect(ctx: &Ctx, m: Matches) -> CliResult<()> {

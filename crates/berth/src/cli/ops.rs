@@ -3,6 +3,7 @@
 use std::io::{BufRead, Write};
 
 use berth_api::models::{ContainerSummary, ImageSummary, SystemDf};
+use berth_api::Filters;
 
 use super::container::{format_flag, parse_filters};
 use super::flags::{Flag, Matches, NArgs, Spec};
@@ -67,6 +68,37 @@ pub fn spec(verb: Verb, path: &str) -> Spec {
             NArgs::Exact(1),
             vec![Flag::value("output", "string", "Write to a file, instead of STDOUT").short('o')],
         ),
+        Verb::SystemCheck => super::spec(
+            path,
+            "[OPTIONS]",
+            NArgs::Exact(0),
+            vec![
+                Flag::bool("repair", "Mend what the check finds"),
+                Flag::value(
+                    "config-file",
+                    "string",
+                    "The daemon's configuration file (for its data-root and exec-root)",
+                )
+                .default(DEFAULT_DAEMON_CONFIG),
+                Flag::value("data-root", "string", "The data root to check"),
+                Flag::value("exec-root", "string", "The daemon's exec root"),
+            ],
+        ),
+        Verb::SystemPrune => super::spec(
+            path,
+            "[OPTIONS]",
+            NArgs::Exact(0),
+            vec![
+                Flag::bool("all", "Remove all unused images not just dangling ones").short('a'),
+                Flag::list(
+                    "filter",
+                    "filter",
+                    "Provide filter values (e.g. \"label=<key>=<value>\")",
+                ),
+                force(),
+                Flag::bool("volumes", "Prune anonymous volumes"),
+            ],
+        ),
         Verb::ImagePrune => super::spec(
             path,
             "[OPTIONS]",
@@ -93,6 +125,8 @@ pub async fn run(ctx: &Ctx, verb: Verb, m: Matches) -> CliResult<()> {
     match verb {
         Verb::ContainerPrune => container_prune(ctx, m).await,
         Verb::ImagePrune => image_prune(ctx, m).await,
+        Verb::SystemPrune => system_prune(ctx, m).await,
+        Verb::SystemCheck => system_check(m).await,
         Verb::Diff => diff(ctx, m).await,
         Verb::Export => export(ctx, m).await,
         Verb::Commit => commit(ctx, m).await,
@@ -339,24 +373,38 @@ async fn container_prune(ctx: &Ctx, m: Matches) -> CliResult<()> {
     if !m.flag("force") && !confirm("WARNING! This will remove all stopped containers.")? {
         return Ok(());
     }
-    let report = ctx
-        .client()?
-        .container_prune(&parse_filters(&m.list("filter")))
-        .await?;
+    let (reclaimed, output) = run_container_prune(ctx, parse_filters(&m.list("filter"))).await?;
+    print_prune(reclaimed, &output)
+}
+
+/// `Deleted …:` block (when not empty) plus the total, as Docker's prune commands print them.
+pub(crate) fn print_prune(reclaimed: u64, output: &str) -> CliResult<()> {
     let mut out = String::new();
+    if !output.is_empty() {
+        out.push_str(output);
+        out.push('\n');
+    }
+    out.push_str(&format!(
+        "Total reclaimed space: {}\n",
+        human_size(reclaimed as f64)
+    ));
+    super::print_out(&out)
+}
+
+/// docker-cli's container pruner: the space reclaimed and its `Deleted Containers:` block.
+pub(crate) async fn run_container_prune(ctx: &Ctx, filters: Filters) -> CliResult<(u64, String)> {
+    let report = ctx.client()?.container_prune(&filters).await?;
+    let mut out = String::new();
+    let mut reclaimed = 0;
     if let Some(ids) = report.containers_deleted.filter(|v| !v.is_empty()) {
         out.push_str("Deleted Containers:\n");
         for id in ids {
             out.push_str(&id);
             out.push('\n');
         }
-        out.push('\n');
+        reclaimed = report.space_reclaimed;
     }
-    out.push_str(&format!(
-        "Total reclaimed space: {}\n",
-        human_size(report.space_reclaimed as f64)
-    ));
-    super::print_out(&out)
+    Ok((reclaimed, out))
 }
 
 async fn image_prune(ctx: &Ctx, m: Matches) -> CliResult<()> {
@@ -369,13 +417,23 @@ async fn image_prune(ctx: &Ctx, m: Matches) -> CliResult<()> {
     if !m.flag("force") && !confirm(warning)? {
         return Ok(());
     }
-    let mut filters = parse_filters(&m.list("filter"));
+    let (reclaimed, output) = run_image_prune(ctx, all, parse_filters(&m.list("filter"))).await?;
+    print_prune(reclaimed, &output)
+}
+
+/// docker-cli's image pruner: dangling images, or all unused ones with `all`.
+pub(crate) async fn run_image_prune(
+    ctx: &Ctx,
+    all: bool,
+    mut filters: Filters,
+) -> CliResult<(u64, String)> {
     // As Docker's CLI: dangling=true unless --all (an explicit dangling filter wins).
     if !filters.contains("dangling") {
         filters.add("dangling", if all { "false" } else { "true" });
     }
     let report = ctx.client()?.image_prune(&filters).await?;
     let mut out = String::new();
+    let mut reclaimed = 0;
     if let Some(items) = report.images_deleted.filter(|v| !v.is_empty()) {
         out.push_str("Deleted Images:\n");
         for i in items {
@@ -385,13 +443,155 @@ async fn image_prune(ctx: &Ctx, m: Matches) -> CliResult<()> {
                 _ => {}
             }
         }
-        out.push('\n');
+        reclaimed = report.space_reclaimed;
     }
+    Ok((reclaimed, out))
+}
+
+/// `system prune`, as docker-cli's: containers, networks, (with `--volumes`) anonymous
+/// volumes, then images, with the filters passed to each; one total at the end.
+async fn system_prune(ctx: &Ctx, m: Matches) -> CliResult<()> {
+    let filters = parse_filters(&m.list("filter"));
+    let (all, volumes) = (m.flag("all"), m.flag("volumes"));
+    if volumes && filters.contains("until") {
+        return Err(CliError::msg(
+            "ERROR: The \"until\" filter is not supported with \"--volumes\"",
+        ));
+    }
+    if !m.flag("force") && !confirm(&system_prune_warning(all, volumes, &filters))? {
+        return Ok(());
+    }
+    let mut total = 0u64;
+    let mut out = String::new();
+    let mut add = |(n, o): (u64, String)| {
+        total += n;
+        if !o.is_empty() {
+            out.push_str(&o);
+            out.push('\n');
+        }
+    };
+    add(run_container_prune(ctx, filters.clone()).await?);
+    add(super::network::run_prune(ctx, filters.clone()).await?);
+    if volumes {
+        add(super::volume::run_prune(ctx, filters.clone()).await?);
+    }
+    add(run_image_prune(ctx, all, filters.clone()).await?);
     out.push_str(&format!(
         "Total reclaimed space: {}\n",
-        human_size(report.space_reclaimed as f64)
+        human_size(total as f64)
     ));
     super::print_out(&out)
+}
+
+use berth_engine::config::DEFAULT_CONFIG_FILE as DEFAULT_DAEMON_CONFIG;
+
+/// `berth system check [--repair]`: the data root of a stopped daemon, walked in this
+/// process (berth_engine::check). Exit status 1 when errors are left.
+async fn system_check(m: Matches) -> CliResult<()> {
+    use berth_engine::config::{FileConfig, DEFAULT_DATA_ROOT, DEFAULT_EXEC_ROOT};
+    let config_file = m.string("config-file").unwrap_or_default();
+    let fc = FileConfig::load(std::path::Path::new(&config_file), false)
+        .map_err(|e| CliError::msg(format!("berth: {e}")))?;
+    let pick = |flag: &str, file: &Option<std::path::PathBuf>, default: &str| {
+        m.string(flag)
+            .filter(|s| !s.is_empty())
+            .map(std::path::PathBuf::from)
+            .or_else(|| file.clone())
+            .unwrap_or_else(|| std::path::PathBuf::from(default))
+    };
+    let data_root = pick("data-root", &fc.data_root, DEFAULT_DATA_ROOT);
+    let exec_root = pick("exec-root", &fc.exec_root, DEFAULT_EXEC_ROOT);
+    let pidfile = fc
+        .pidfile
+        .clone()
+        .unwrap_or_else(|| exec_root.join("berth.pid"));
+    if let Some(pid) = live_daemon(&pidfile) {
+        return Err(CliError::msg(format!(
+            "berth: a berth daemon (pid {pid}) is using {}: stop it first (it runs the cheap part of the check itself at every start)",
+            data_root.display()
+        )));
+    }
+    if !data_root.is_dir() {
+        return Err(CliError::msg(format!(
+            "berth: {} is not a directory: nothing to check",
+            data_root.display()
+        )));
+    }
+    let findings = if m.flag("repair") {
+        berth_engine::check::repair(&data_root, &exec_root).await
+    } else {
+        berth_engine::check::scan(&data_root, &exec_root).await
+    }
+    .map_err(|e| CliError::msg(format!("berth: {e}")))?;
+    let mut out = String::new();
+    let errors = findings.iter().filter(|f| !f.notice).count();
+    for f in &findings {
+        out.push_str(&format!(
+            "{}\t{}\t{}\t{}\n",
+            if f.notice { "notice" } else { "error" },
+            f.problem,
+            f.path.display(),
+            f.detail
+        ));
+    }
+    if errors == 0 {
+        out.push_str(&format!("{}: no problems found\n", data_root.display()));
+    } else if m.flag("repair") {
+        out.push_str(&format!(
+            "{errors} problem(s) left that --repair cannot mend\n"
+        ));
+    } else {
+        out.push_str(&format!(
+            "{errors} problem(s) found; run `berth system check --repair` with the daemon stopped to mend them\n"
+        ));
+    }
+    super::print_out(&out)?;
+    if errors > 0 {
+        return Err(CliError::new(1, String::new()));
+    }
+    Ok(())
+}
+
+/// The pid in `pidfile` when that process lives.
+fn live_daemon(pidfile: &std::path::Path) -> Option<i32> {
+    let pid: i32 = std::fs::read_to_string(pidfile).ok()?.trim().parse().ok()?;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let state = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().next());
+    (!matches!(state, Some("Z") | Some("X"))).then_some(pid)
+}
+
+/// docker-cli's confirmation for `system prune` (without the final question, which
+/// [`confirm`] adds). berth has no build cache yet, so none is announced.
+fn system_prune_warning(all: bool, volumes: bool, filters: &Filters) -> String {
+    let mut s = String::from(
+        "WARNING! This will remove:\n  - all stopped containers\n  - all networks not used by at least one container",
+    );
+    if volumes {
+        s.push_str("\n  - all anonymous volumes not used by at least one container");
+    }
+    s.push_str(if all {
+        "\n  - all images without at least one container associated to them"
+    } else {
+        "\n  - all dangling images"
+    });
+    let mut shown: Vec<String> = Vec::new();
+    for name in ["label", "label!", "until"] {
+        for v in filters.get(name) {
+            shown.push(format!("{name}={v}"));
+        }
+    }
+    shown.sort();
+    s.push('\n');
+    if !shown.is_empty() {
+        s.push_str("\n  Items to be pruned will be filtered with:");
+        for f in shown {
+            s.push_str(&format!("\n  - {f}"));
+        }
+        s.push('\n');
+    }
+    s
 }
 
 const DF_TABLE: &str = "table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}";

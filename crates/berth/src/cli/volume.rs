@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use berth_api::models::{Volume, VolumeCreateBody};
+use berth_api::Filters;
 
 use super::container::parse_filters;
 use super::flags::{Flag, Matches, NArgs, Spec};
@@ -249,6 +250,12 @@ async fn prune(ctx: &Ctx, m: Matches) -> CliResult<()> {
     if !m.flag("force") && !super::ops::confirm(warning)? {
         return Ok(());
     }
+    let (reclaimed, output) = run_prune(ctx, filters).await?;
+    super::ops::print_prune(reclaimed, &output)
+}
+
+/// docker-cli's volume pruner: the space reclaimed and its `Deleted Volumes:` block.
+pub(crate) async fn run_prune(ctx: &Ctx, filters: Filters) -> CliResult<(u64, String)> {
     let report = ctx.client()?.volume_prune(&filters).await?;
     let mut out = String::new();
     let mut reclaimed = 0;
@@ -258,14 +265,9 @@ async fn prune(ctx: &Ctx, m: Matches) -> CliResult<()> {
             out.push_str(&n);
             out.push('\n');
         }
-        out.push('\n');
         reclaimed = report.space_reclaimed;
     }
-    out.push_str(&format!(
-        "Total reclaimed space: {}\n",
-        human_size(reclaimed as f64)
-    ));
-    super::print_out(&out)
+    Ok((reclaimed, out))
 }
 
 #[cfg(test)]
