@@ -473,8 +473,13 @@ impl Engine {
         opts: berth_api::BuildPruneOptions,
     ) -> Result<berth_api::models::BuildCachePruneReport, ApiError> {
         let mut until: Option<std::time::SystemTime> = None;
+        // Cache entries carry no labels: `label=…` (as `system prune --filter label=…` passes
+        // it) matches none of them, `label!=…` all of them.
+        let mut label_matches_none = false;
         for (k, values) in opts.filters.iter() {
             match k {
+                "label" => label_matches_none = !values.is_empty(),
+                "label!" => {}
                 "until" => {
                     for v in values {
                         let t = berth_api::gotime::parse_timestamp(v, chrono::Utc::now()).map_err(
@@ -485,6 +490,9 @@ impl Engine {
                 }
                 other => return Err(ApiError::bad_request(format!("Invalid filter '{other}'"))),
             }
+        }
+        if label_matches_none {
+            return Ok(berth_api::models::BuildCachePruneReport::default());
         }
         let users: std::collections::HashMap<String, (String, bool)> = self
             .all_containers()

@@ -328,7 +328,7 @@ fn system_prune_removes_what_is_unused_and_reports_it() {
     let out = common::Out::of(child.wait_with_output().unwrap());
     assert_eq!(
         out.stdout,
-        "WARNING! This will remove:\n  - all stopped containers\n  - all networks not used by at least one container\n  - all anonymous volumes not used by at least one container\n  - all dangling images\n\nAre you sure you want to continue? [y/N] "
+        "WARNING! This will remove:\n  - all stopped containers\n  - all networks not used by at least one container\n  - all anonymous volumes not used by at least one container\n  - all dangling images\n  - unused build cache\n\nAre you sure you want to continue? [y/N] "
     );
     assert_eq!(names(&d, &["ps", "-aq"]).len(), 3);
 
@@ -399,6 +399,12 @@ fn system_prune_removes_what_is_unused_and_reports_it() {
             .ok(),
         busybox_id
     );
+    // The Docker CLI's system prune (it prunes the build cache too).
+    d.docker(["create", "--name", "stopped-c", "busybox"]).ok();
+    let o = d.docker(["system", "prune", "-f"]).ok();
+    assert!(o.starts_with("Deleted Containers:\n"), "{o}");
+    assert!(o.contains("Total reclaimed space: "), "{o}");
+    assert_ne!(d.docker(["inspect", "stopped-c"]).status, 0);
 }
 
 #[test]
@@ -758,6 +764,15 @@ fn pruning_everything_gives_the_disk_back() {
     ])
     .ok();
     d.docker(["commit", "w1", "committed:1"]).ok();
+    let ctx = d.dir.join("build-ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox\nRUN dd if=/dev/urandom of=/built bs=1M count=4\n",
+    )
+    .unwrap();
+    d.berth(["build", "-q", "-t", "built:1", ctx.to_str().unwrap()])
+        .ok();
     wait_for_file_size(&d, "w2");
     let full = used_bytes(&d.data_root);
     assert!(

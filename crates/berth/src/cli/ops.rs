@@ -476,6 +476,7 @@ async fn system_prune(ctx: &Ctx, m: Matches) -> CliResult<()> {
         add(super::volume::run_prune(ctx, filters.clone()).await?);
     }
     add(run_image_prune(ctx, all, filters.clone()).await?);
+    add(run_build_cache_prune(ctx, all, filters).await?);
     out.push_str(&format!(
         "Total reclaimed space: {}\n",
         human_size(total as f64)
@@ -562,8 +563,27 @@ fn live_daemon(pidfile: &std::path::Path) -> Option<i32> {
     (!matches!(state, Some("Z") | Some("X"))).then_some(pid)
 }
 
+/// docker-cli's build-cache pruner: unused cache, or all of it with `all`.
+async fn run_build_cache_prune(ctx: &Ctx, all: bool, filters: Filters) -> CliResult<(u64, String)> {
+    let opts = berth_api::BuildPruneOptions {
+        all,
+        keep_storage: 0,
+        filters,
+    };
+    let report = ctx.client()?.build_prune(&opts).await?;
+    let mut out = String::new();
+    if let Some(ids) = report.caches_deleted.filter(|v| !v.is_empty()) {
+        out.push_str("Deleted build cache objects:\n");
+        for id in ids {
+            out.push_str(&id);
+            out.push('\n');
+        }
+    }
+    Ok((report.space_reclaimed, out))
+}
+
 /// docker-cli's confirmation for `system prune` (without the final question, which
-/// [`confirm`] adds). berth has no build cache yet, so none is announced.
+/// [`confirm`] adds).
 fn system_prune_warning(all: bool, volumes: bool, filters: &Filters) -> String {
     let mut s = String::from(
         "WARNING! This will remove:\n  - all stopped containers\n  - all networks not used by at least one container",
@@ -572,9 +592,9 @@ fn system_prune_warning(all: bool, volumes: bool, filters: &Filters) -> String {
         s.push_str("\n  - all anonymous volumes not used by at least one container");
     }
     s.push_str(if all {
-        "\n  - all images without at least one container associated to them"
+        "\n  - all images without at least one container associated to them\n  - all build cache"
     } else {
-        "\n  - all dangling images"
+        "\n  - all dangling images\n  - unused build cache"
     });
     let mut shown: Vec<String> = Vec::new();
     for name in ["label", "label!", "until"] {
