@@ -835,8 +835,12 @@ fn pid_right_after_run_under_load_is_alive_or_the_exit_is_shown() {
     struct Kill<'a>(&'a mut Vec<std::process::Child>);
     impl Drop for Kill<'_> {
         fn drop(&mut self) {
+            // SIGTERM to `timeout`, which passes it on to its loop and exits (a SIGKILL
+            // would leave the loop running without its parent).
             for h in self.0.iter_mut() {
-                let _ = h.kill();
+                let _ = std::process::Command::new("kill")
+                    .args(["-TERM", &h.id().to_string()])
+                    .status();
                 let _ = h.wait();
             }
         }
